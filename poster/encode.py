@@ -1,0 +1,718 @@
+"""multipart/form-data encoding, streamed.
+
+The names and meaning are those of poster 0.8.1, with bytes on the wire::
+
+    >>> from poster.encode import multipart_encode, MultipartParam
+    >>> datagen, headers = multipart_encode(
+    ...     [("comment", "hello"), MultipartParam("raw", b"\\x00\\x01")],
+    ...     boundary="xyz")
+    >>> headers["Content-Type"]
+    'multipart/form-data; boundary=xyz'
+    >>> body = b"".join(datagen)
+    >>> len(body) == int(headers["Content-Length"]) == len(datagen)
+    True
+
+``datagen`` yields ``bytes`` and can be handed as it is to ``urllib.request``,
+``http.client``, ``requests``, ``urllib3``, ``httpx`` and ``aiohttp``.  File
+content is read block by block when the body is iterated, never all at once.
+
+Two header styles exist.  ``style="poster"`` (the default) gives the bytes
+poster 0.8.1 gave: non-ASCII names as RFC 2047 encoded words, non-ASCII
+filenames as ``&#NNNN;`` references, ``"`` in a filename as ``\\"``.
+``style="html5"`` gives what browsers send: UTF-8 as is, with ``"``, CR and LF
+in names and filenames written ``%22``, ``%0D`` and ``%0A``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import mimetypes
+import os
+import secrets
+import stat
+import urllib.parse
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
+
+from poster import _backend
+
+__all__ = [
+    "gen_boundary",
+    "encode_and_quote",
+    "MultipartParam",
+    "MultipartBody",
+    "multipart_yielder",
+    "encode_string",
+    "encode_file_header",
+    "get_body_size",
+    "get_headers",
+    "multipart_encode",
+    "BoundaryCollisionError",
+    "ContentSizeError",
+    "DEFAULT_BLOCKSIZE",
+]
+
+# The hot path: the compiled module or its pure-Python twin.
+_impl = _backend.impl
+
+#: Block size of :func:`multipart_encode` bodies, in bytes.
+DEFAULT_BLOCKSIZE = 64 * 1024
+
+STYLES = ("poster", "html5")
+
+Boundary = Union[str, bytes]
+Callback = Callable[["MultipartParam | None", int, int], Any]
+ParamsInput = Union[
+    Mapping[Any, Any],
+    Iterable[Union["MultipartParam", Tuple[Any, Any]]],
+]
+
+
+class BoundaryCollisionError(ValueError):
+    """The boundary appears inside a part's content.
+
+    Raised before any byte of the block that holds it is yielded.  Encode again
+    with another boundary (the default, :func:`gen_boundary`, is random).
+    """
+
+
+class ContentSizeError(ValueError):
+    """A file part's content is not the size that was announced.
+
+    The file ended early, or grew or shrank after its param was made.  Raised
+    before the body could be completed, so no request of a wrong length is
+    ever finished.
+    """
+
+
+def gen_boundary() -> str:
+    """A new random boundary: 32 hex digits from the OS's secure random source."""
+    return secrets.token_hex(16)
+
+
+def encode_and_quote(data: Optional[Union[str, bytes]]) -> Optional[str]:
+    """``urllib.parse.quote_plus`` of ``data``'s UTF-8 bytes; ``None`` stays ``None``."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return urllib.parse.quote_plus(data)
+
+
+def _quote_boundary(boundary: Boundary) -> str:
+    """The one spelling of ``boundary`` used on the wire (quoted exactly once)."""
+    if not isinstance(boundary, (str, bytes)):
+        raise TypeError(
+            f"boundary must be str or bytes, not {type(boundary).__name__}"
+        )
+    if not boundary:
+        raise ValueError("boundary must not be empty; omit it to get a random one")
+    quoted = encode_and_quote(boundary)
+    assert quoted is not None
+    return quoted
+
+
+def _delimiter(boundary: Boundary) -> bytes:
+    return b"--" + _quote_boundary(boundary).encode("ascii")
+
+
+def _as_text(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} {bytes(value)!r} is not valid UTF-8; pass it as str") from None
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if not isinstance(value, str):
+        value = str(value)  # as poster 0.8.1 did for numbers and the like
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"value cannot be encoded as UTF-8 ({exc.reason})") from None
+
+
+def _check_binary_file(fileobj: Any) -> None:
+    if not callable(getattr(fileobj, "read", None)):
+        raise TypeError(
+            f"fileobj must be a binary file-like object with read(), not "
+            f"{type(fileobj).__name__}"
+        )
+    text = isinstance(fileobj, io.TextIOBase)
+    if not text:
+        try:
+            text = isinstance(fileobj.read(0), str)
+        except Exception:
+            text = False
+    if text:
+        raise TypeError(
+            "fileobj is a text stream; open the file in binary mode ('rb') "
+            "or wrap the data in io.BytesIO"
+        )
+
+
+def _tell(fileobj: Any) -> Optional[int]:
+    """The current position, or None when the object cannot seek."""
+    try:
+        if hasattr(fileobj, "seekable") and not fileobj.seekable():
+            return None
+        position = fileobj.tell()
+    except (OSError, AttributeError, ValueError):
+        return None
+    return position if isinstance(position, int) else None
+
+
+def _remaining_size(fileobj: Any, start: Optional[int]) -> int:
+    """Bytes from ``start`` to the end of ``fileobj``, without reading them."""
+    try:
+        st = os.fstat(fileobj.fileno())
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and start is not None:
+        return max(0, st.st_size - start)
+    if start is not None:
+        try:
+            end = fileobj.seek(0, io.SEEK_END)
+            fileobj.seek(start)
+        except (OSError, AttributeError, ValueError):
+            pass
+        else:
+            if isinstance(end, int):
+                return max(0, end - start)
+    raise ValueError(
+        f"cannot determine the size of {type(fileobj).__name__} (it cannot "
+        "seek); pass filesize= with the number of bytes to send"
+    )
+
+
+@functools.total_ordering
+class MultipartParam:
+    """One part of a multipart/form-data body.
+
+    ``name`` is the form field name.  The content is either ``value``
+    (``str`` is sent as UTF-8; ``bytes``, ``bytearray`` and ``memoryview`` as
+    they are; anything else as ``str(value)``) or ``fileobj``, a binary
+    file-like object.  ``filename`` and ``filetype`` fill the
+    ``Content-Disposition`` filename and the ``Content-Type``.
+
+    A file part's content is the bytes from the object's position when the
+    param is made: ``filesize`` bytes when given, else up to its end.  Exactly
+    that many bytes are sent; a file that ends early or changes size raises
+    :class:`ContentSizeError`.
+
+    ``cb(param, current, total)`` is called as the part is encoded, with the
+    bytes of this part produced so far and the part's total size.
+
+    ``style`` is ``"poster"`` (poster 0.8.1's header bytes) or ``"html5"``
+    (what browsers send).
+    """
+
+    def __init__(
+        self,
+        name: Union[str, bytes],
+        value: Any = None,
+        filename: Optional[Union[str, bytes]] = None,
+        filetype: Optional[Union[str, bytes]] = None,
+        filesize: Optional[int] = None,
+        fileobj: Any = None,
+        cb: Optional[Callback] = None,
+        *,
+        style: str = "poster",
+    ) -> None:
+        if style not in STYLES:
+            raise ValueError(f"style must be 'poster' or 'html5', not {style!r}")
+        if value is not None and fileobj is not None:
+            raise ValueError("Only one of value or fileobj may be specified")
+        self.name = _as_text(name, "name")
+        self.filename = None if filename is None else _as_text(filename, "filename")
+        self.filetype = None if filetype is None else _as_text(filetype, "filetype")
+        self.style = style
+        self.cb = cb
+        self.fileobj = fileobj
+        self.value: Optional[bytes] = None if value is None else _as_bytes(value)
+        # The part's header lines, rendered (and validated) once.
+        self._headers: bytes = _impl.render_part_headers(
+            self.name, self.filename, self.filetype, style == "html5"
+        )
+
+        if filesize is not None:
+            if isinstance(filesize, bool) or not isinstance(filesize, int):
+                raise TypeError(f"filesize must be an int, not {type(filesize).__name__}")
+            if filesize < 0:
+                raise ValueError(f"filesize must not be negative, got {filesize}")
+        if self.value is not None and filesize is not None and filesize != len(self.value):
+            raise ValueError(
+                f"filesize={filesize} does not match the value's {len(self.value)} bytes"
+            )
+        self.filesize = filesize
+
+        # File content: where it starts, whether its size was given, how much
+        # has been read, and (for from_file) the path opened when the part is
+        # reached.
+        self._path: Optional[Union[str, bytes]] = None
+        self._start: Optional[int] = None
+        self._size_given = filesize is not None
+        self._consumed = 0
+        if fileobj is not None:
+            _check_binary_file(fileobj)
+            self._start = _tell(fileobj)
+            if filesize is None:
+                self.filesize = _remaining_size(fileobj, self._start)
+
+    # -- constructors -------------------------------------------------------
+
+    @classmethod
+    def from_file(
+        cls,
+        paramname: Union[str, bytes],
+        filename: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"],
+        *,
+        style: str = "poster",
+    ) -> "MultipartParam":
+        """A file part for the file at ``filename`` (a path or ``os.PathLike``).
+
+        The size comes from the file system, the type from
+        ``mimetypes.guess_type`` and the sent filename is the base name.  The
+        file is opened only when its part is encoded, and closed right after,
+        so a body can hold any number of files.  A missing or unreadable file
+        raises here, not in the middle of an upload.
+        """
+        path = os.fspath(filename)
+        st = os.stat(path)  # FileNotFoundError / PermissionError, now
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path!r} is not a regular file; only files can be uploaded")
+        if not os.access(path, os.R_OK):
+            raise PermissionError(f"{path!r} is not readable")
+        basename = os.path.basename(os.fsdecode(path))
+        param = cls(
+            paramname,
+            filename=basename,
+            filetype=mimetypes.guess_type(os.fsdecode(path))[0],
+            filesize=st.st_size,
+            style=style,
+        )
+        param._path = path
+        param._start = 0
+        param._size_given = False
+        return param
+
+    @classmethod
+    def from_params(cls, params: ParamsInput, *, style: str = "poster") -> List["MultipartParam"]:
+        """Turn ``params`` into a list of :class:`MultipartParam`.
+
+        ``params`` is a mapping or a sequence of ``(name, value)`` pairs and
+        ``MultipartParam`` objects.  A value that has ``read`` becomes a file
+        part, with ``filename`` its ``name`` attribute (when a ``str``) and a
+        type guessed from it.  A ``MultipartParam`` given as the value of a
+        pair must carry the same name.
+        """
+        if hasattr(params, "items"):
+            params = params.items()
+        result: List[MultipartParam] = []
+        for item in params:
+            if isinstance(item, cls):
+                result.append(item)
+                continue
+            try:
+                name, value = item
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"params must be (name, value) pairs or MultipartParam objects, got {item!r}"
+                ) from None
+            if isinstance(value, cls):
+                if value.name != _as_text(name, "name"):
+                    raise ParamNameMismatchError(
+                        f"MultipartParam named {value.name!r} was given under the name {name!r}"
+                    )
+                result.append(value)
+            elif hasattr(value, "read"):
+                filename = getattr(value, "name", None)
+                if not isinstance(filename, str):
+                    filename = None
+                filetype = mimetypes.guess_type(filename)[0] if filename else None
+                result.append(cls(name, filename=filename, filetype=filetype, fileobj=value, style=style))
+            else:
+                result.append(cls(name, value, style=style))
+        return result
+
+    # -- comparison ---------------------------------------------------------
+
+    def _identity(self) -> Tuple[Any, ...]:
+        source = self._path if self._path is not None else self.fileobj
+        return (self.name, self.value, self.filename, self.filetype, self.filesize, source)
+
+    def _sort_key(self) -> Tuple[Any, ...]:
+        return (
+            self.name,
+            self.value is not None, self.value or b"",
+            self.filename is not None, self.filename or "",
+            self.filetype is not None, self.filetype or "",
+            self.filesize is not None, self.filesize or 0,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MultipartParam):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __lt__(self, other: "MultipartParam") -> bool:
+        if not isinstance(other, MultipartParam):
+            return NotImplemented
+        return self._sort_key() < other._sort_key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        content = f"value={self.value!r}" if self.value is not None else f"filesize={self.filesize}"
+        extra = f", filename={self.filename!r}" if self.filename is not None else ""
+        return f"<MultipartParam {self.name!r} {content}{extra}>"
+
+    # -- encoding -----------------------------------------------------------
+
+    def _content_size(self) -> int:
+        if self.value is not None:
+            return len(self.value)
+        if self.filesize is None:
+            raise ValueError(f"part {self.name!r} has no value, file or filesize")
+        return self.filesize
+
+    def encode_hdr(self, boundary: Boundary) -> bytes:
+        """The part's delimiter line and headers, ending in the blank line."""
+        return _delimiter(boundary) + b"\r\n" + self._headers
+
+    def get_size(self, boundary: Boundary) -> int:
+        """``len(self.encode(boundary))``, computed without reading anything."""
+        return self._size(len(_delimiter(boundary)))
+
+    def _size(self, delimiter_length: int) -> int:
+        return delimiter_length + 2 + len(self._headers) + self._content_size() + 2
+
+    def encode(self, boundary: Boundary) -> bytes:
+        """Header, content and CRLF as one ``bytes`` (a file part reads its file)."""
+        return b"".join(self._iter_encode(_delimiter(boundary), DEFAULT_BLOCKSIZE, None))
+
+    def iter_encode(self, boundary: Boundary, blocksize: int = 4096) -> Iterator[bytes]:
+        """Yield the part as ``bytes``: the header, content blocks, the CRLF."""
+        _check_blocksize(blocksize)
+        return self._iter_encode(_delimiter(boundary), blocksize, self.cb)
+
+    def _iter_encode(self, delimiter: bytes, blocksize: int, cb: Optional[Callback]) -> Iterator[bytes]:
+        total = self._size(len(delimiter))
+        header = delimiter + b"\r\n" + self._headers
+        if self.value is not None:
+            self._check_value(delimiter)
+            if cb:
+                cb(self, total, total)
+            yield header + self.value + b"\r\n"
+            return
+        current = len(header)
+        if cb:
+            cb(self, current, total)
+        yield header
+        for block in self._iter_file(delimiter, blocksize):
+            current += len(block)
+            if cb:
+                cb(self, current, total)
+            yield block
+        if cb:
+            cb(self, total, total)
+        yield b"\r\n"
+
+    def _check_value(self, delimiter: bytes) -> None:
+        assert self.value is not None
+        if _impl.find_collision(delimiter, self.value) >= 0:
+            raise BoundaryCollisionError(
+                f"boundary found in the value of part {self.name!r}; "
+                "use another boundary"
+            )
+
+    def _open(self) -> Any:
+        if self._path is not None and self.fileobj is None:
+            self.fileobj = open(self._path, "rb")
+            self._consumed = 0
+        if self.fileobj is None:
+            raise ValueError(f"part {self.name!r} has neither a value nor a file to read")
+        return self.fileobj
+
+    def _close_opened(self) -> None:
+        """Close a file that from_file opened; files given by the user stay open."""
+        if self._path is not None and self.fileobj is not None:
+            fileobj, self.fileobj = self.fileobj, None
+            fileobj.close()
+
+    def _iter_file(self, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
+        """Yield the file's content, checking its size and for collisions.
+
+        A block is yielded only once the next one has been read and scanned,
+        so a delimiter that straddles two blocks stops the body before either
+        block leaves.
+        """
+        fileobj = self._open()
+        try:
+            expected = self._content_size()
+            remaining = expected - self._consumed
+            scanner = _impl.BoundaryScanner(delimiter)
+            if self._consumed:
+                raise ContentSizeError(
+                    f"part {self.name!r}: {self._consumed} bytes of its file were "
+                    "already read; call reset() before encoding it again"
+                )
+            pending: Optional[bytes] = None
+            while remaining > 0:
+                block = _impl.read_block(fileobj, min(blocksize, remaining))
+                if not block:
+                    raise ContentSizeError(
+                        f"part {self.name!r}: the file ended after {expected - remaining} "
+                        f"of {expected} bytes; it shrank since the part was made"
+                    )
+                remaining -= len(block)
+                self._consumed += len(block)
+                if scanner.feed(block) >= 0:
+                    raise BoundaryCollisionError(
+                        f"boundary found in the file of part {self.name!r} at byte "
+                        f"{scanner.feed(b'')}; use another boundary"
+                    )
+                if pending is not None:
+                    yield pending
+                pending = block
+            if not self._size_given and _impl.read_block(fileobj, 1):
+                raise ContentSizeError(
+                    f"part {self.name!r}: the file is longer than the {expected} "
+                    "bytes announced; it grew since the part was made"
+                )
+            if pending is not None:
+                yield pending
+        finally:
+            self._close_opened()
+
+    def reset(self) -> None:
+        """Rewind to where the content started, so the part can be sent again.
+
+        Raises ``ValueError`` when the file cannot seek and some of it was read.
+        """
+        if self._path is not None:
+            self._close_opened()
+            self._consumed = 0
+            return
+        if self.fileobj is None:
+            if self.value is None:
+                raise ValueError(f"part {self.name!r} has no content to reset")
+            return
+        if self._consumed == 0:
+            return
+        if self._start is None:
+            raise ValueError(
+                f"cannot reset part {self.name!r}: its file cannot seek back"
+            )
+        self.fileobj.seek(self._start)
+        self._consumed = 0
+
+
+class ParamNameMismatchError(AssertionError, ValueError):
+    """A ``MultipartParam`` was given under a name other than its own.
+
+    Both an ``AssertionError`` (what poster 0.8.1 raised) and a ``ValueError``.
+    """
+
+
+def _check_blocksize(blocksize: int) -> None:
+    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+        raise ValueError(f"blocksize must be a positive int, not {blocksize!r}")
+
+
+def encode_string(boundary: Boundary, name: Union[str, bytes], value: Any) -> bytes:
+    """One text part: ``MultipartParam(name, value).encode(boundary)``."""
+    return MultipartParam(name, value).encode(boundary)
+
+
+def encode_file_header(
+    boundary: Boundary,
+    paramname: Union[str, bytes],
+    filesize: int,
+    filename: Optional[Union[str, bytes]] = None,
+    filetype: Optional[Union[str, bytes]] = None,
+) -> bytes:
+    """The delimiter line and headers of a file part."""
+    return MultipartParam(
+        paramname, filesize=filesize, filename=filename, filetype=filetype
+    ).encode_hdr(boundary)
+
+
+def _body_size(params: List[MultipartParam], delimiter: bytes) -> int:
+    return sum(p._size(len(delimiter)) for p in params) + len(delimiter) + 4
+
+
+def get_body_size(params: ParamsInput, boundary: Boundary) -> int:
+    """The length of the body ``params`` encode to, computed without reading files."""
+    return _body_size(MultipartParam.from_params(params), _delimiter(boundary))
+
+
+def get_headers(params: ParamsInput, boundary: Boundary) -> dict:
+    """``Content-Type`` and ``Content-Length`` for the body of ``params``."""
+    quoted = _quote_boundary(boundary)
+    return {
+        "Content-Type": f"multipart/form-data; boundary={quoted}",
+        "Content-Length": str(get_body_size(params, boundary)),
+    }
+
+
+class MultipartBody:
+    """A multipart/form-data body, streamed: what :func:`multipart_encode` returns.
+
+    Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
+    ``len(body)`` is the ``Content-Length``, ``reset()`` rewinds every part so
+    the body can be sent again, and ``async for`` reads files in a worker
+    thread.  Exhausted and not reset, it yields nothing.
+
+    ``cb(param, current, total)`` is called as blocks are produced, with the
+    body's bytes so far and its total; last with ``(None, total, total)``.
+    """
+
+    def __init__(
+        self,
+        params: List[MultipartParam],
+        boundary: str,
+        cb: Optional[Callback] = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
+    ) -> None:
+        _check_blocksize(blocksize)
+        self.params = params
+        self.boundary = boundary
+        self.cb = cb
+        self.blocksize = blocksize
+        self._delimiter = b"--" + boundary.encode("ascii")
+        self.total = _body_size(params, self._delimiter)
+        self._blocks = self._generate()
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> "MultipartBody":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._blocks)
+
+    next = __next__  # poster 0.8.1's spelling
+
+    def reset(self) -> None:
+        """Rewind every part; the next iteration yields the whole body again."""
+        self._blocks.close()
+        for param in self.params:
+            param.reset()
+        self._blocks = self._generate()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._agenerate()
+
+    async def _agenerate(self) -> AsyncIterator[bytes]:
+        while True:
+            block = await asyncio.to_thread(next, self._blocks, None)
+            if block is None:
+                return
+            yield block
+
+    def _generate(self) -> Iterator[bytes]:
+        delimiter = self._delimiter
+        delimiter_line = delimiter + b"\r\n"
+        total, cb, blocksize = self.total, self.cb, self.blocksize
+        current = 0
+        # In-memory parts are gathered and joined, up to about one block,
+        # so many small fields cost few yields.
+        pending: List[bytes] = []
+        pending_size = 0
+        for param in self.params:
+            if param.value is not None:
+                param._check_value(delimiter)
+                size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
+                pending += (delimiter_line, param._headers, param.value, b"\r\n")
+                pending_size += size
+                current += size
+                if param.cb:
+                    param.cb(param, size, size)
+                if cb:
+                    cb(param, current, total)
+                if pending_size >= blocksize:
+                    yield b"".join(pending)
+                    pending.clear()
+                    pending_size = 0
+                continue
+            part_total = param._size(len(delimiter))
+            pending += (delimiter_line, param._headers)
+            part_current = len(delimiter_line) + len(param._headers)
+            current += part_current
+            if param.cb:
+                param.cb(param, part_current, part_total)
+            if cb:
+                cb(param, current, total)
+            yield b"".join(pending)
+            pending.clear()
+            for block in param._iter_file(delimiter, blocksize):
+                part_current += len(block)
+                current += len(block)
+                if param.cb:
+                    param.cb(param, part_current, part_total)
+                if cb:
+                    cb(param, current, total)
+                yield block
+            pending.append(b"\r\n")
+            pending_size = 2
+            current += 2
+            if param.cb:
+                param.cb(param, part_total, part_total)
+        pending.append(delimiter + b"--\r\n")
+        current += len(delimiter) + 4
+        if cb:
+            cb(None, current, total)
+        yield b"".join(pending)
+
+
+multipart_yielder = MultipartBody  # poster 0.8.1's name
+
+
+def multipart_encode(
+    params: ParamsInput,
+    boundary: Optional[Boundary] = None,
+    cb: Optional[Callback] = None,
+    *,
+    style: str = "poster",
+    blocksize: int = DEFAULT_BLOCKSIZE,
+) -> Tuple[MultipartBody, dict]:
+    """Encode ``params`` as multipart/form-data: returns ``(datagen, headers)``.
+
+    ``params`` is what :meth:`MultipartParam.from_params` takes.  ``boundary``
+    defaults to :func:`gen_boundary`; a given one is ``quote_plus``'d once and
+    that spelling is used everywhere.  ``headers`` holds ``Content-Type`` and
+    ``Content-Length``; ``datagen`` yields the body in blocks of about
+    ``blocksize`` bytes.  ``style`` applies to the parts made from pairs.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be 'poster' or 'html5', not {style!r}")
+    quoted = _quote_boundary(gen_boundary() if boundary is None else boundary)
+    param_list = MultipartParam.from_params(params, style=style)
+    body = MultipartBody(param_list, quoted, cb, blocksize)
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={quoted}",
+        "Content-Length": str(body.total),
+    }
+    return body, headers

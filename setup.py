@@ -1,0 +1,69 @@
+"""Builds poster, compiling src/_fastencode.pyx as poster._fastencode.
+
+Without a C compiler (or Cython) the build still succeeds, pure Python, with
+a warning.  POSTER_REQUIRE_EXTENSIONS=1 turns that warning into a failure.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+PYX = os.path.join("src", "_fastencode.pyx")
+REQUIRE = os.environ.get("POSTER_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def warn(message):
+    print(f"WARNING: {message}; poster will use its pure-Python backend", file=sys.stderr)
+
+
+def fail_or_warn(message):
+    if REQUIRE:
+        sys.exit(f"error: {message} (POSTER_REQUIRE_EXTENSIONS=1)")
+    warn(message)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that falls back to pure Python unless the extension is required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, broken toolchain
+            fail_or_warn(f"building the C extension failed: {exc}")
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            fail_or_warn(f"compiling {ext.name} failed: {exc}")
+
+
+def extensions():
+    if not os.path.exists(PYX):
+        fail_or_warn(f"{PYX} is missing")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        fail_or_warn("Cython is not installed")
+        return []
+    debug = os.environ.get("POSTER_DEBUG_BUILD", "") not in ("", "0")
+    directives = {"language_level": 3, "embedsignature": True}
+    if debug:
+        directives.update(boundscheck=True, wraparound=True)
+    ext = Extension(
+        "poster._fastencode",
+        [PYX],
+        include_dirs=["src"],
+        extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+    )
+    try:
+        return cythonize([ext], compiler_directives=directives, quiet=True)
+    except Exception as exc:
+        fail_or_warn(f"cythonizing {PYX} failed: {exc}")
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -46,3 +46,51 @@ def backend(request, monkeypatch):
     for module in PATCHED_MODULES:
         monkeypatch.setattr(module, "_impl", impl)
     return impl
+
+
+# -- real servers on 127.0.0.1 -------------------------------------------------
+
+@pytest.fixture(scope="session")
+def trustme_ca():
+    """A certificate authority made for this test run."""
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_ssl_context(trustme_ca):
+    """A server-side TLS context with a certificate for 127.0.0.1 and localhost."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme_ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_ssl_context(trustme_ca):
+    """A client-side TLS context that trusts only the test CA."""
+    import ssl
+
+    context = ssl.create_default_context()
+    trustme_ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def echo_server():
+    """The werkzeug echo server over plain HTTP (see tests/servers.py)."""
+    from servers import serve
+
+    with serve() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_echo_server(server_ssl_context):
+    """The werkzeug echo server over TLS, with a certificate from ``trustme_ca``."""
+    from servers import serve
+
+    with serve(ssl_context=server_ssl_context) as server:
+        yield server

@@ -167,13 +167,16 @@ def _quote_filename_poster(filename: str) -> bytes:
 
 
 def _quote_html5(text: str, what: str) -> bytes:
-    # WHATWG multipart/form-data encoding: only '"', CR and LF are escaped.
+    # WHATWG multipart/form-data encoding escapes '"', CR and LF.  A backslash
+    # is doubled as well: parsers (werkzeug, python-multipart) read quoted
+    # strings with backslash escapes, so a raw one would be lost, or would
+    # swallow the closing quote when it ends the value.
     if "\x00" in text:
         raise ValueError(
             f"{what} {text!r} contains a NUL character, which cannot be sent in "
             "a header; remove it"
         )
-    quoted = text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    quoted = text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
     return _utf8(quoted, what)
 
 

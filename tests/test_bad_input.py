@@ -1,0 +1,272 @@
+"""Bad input gets a clear exception, never a wrong body."""
+
+import io
+import os
+import threading
+
+import pytest
+
+from poster.encode import (
+    BoundaryCollisionError,
+    ContentSizeError,
+    MultipartParam,
+    multipart_encode,
+)
+
+from helpers import ReadOnlyStream
+
+
+def test_value_and_fileobj_together():
+    with pytest.raises(ValueError, match="Only one of value or fileobj"):
+        MultipartParam("a", "b", fileobj=io.BytesIO(b"c"))
+
+
+def test_text_mode_file(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("hello")
+    with open(path) as f:
+        with pytest.raises(TypeError, match="binary mode"):
+            MultipartParam("a", fileobj=f)
+    with pytest.raises(TypeError, match="binary mode"):
+        MultipartParam("a", fileobj=io.StringIO("hello"))
+    with pytest.raises(TypeError, match="binary mode"):
+        multipart_encode([("a", io.StringIO("hello"))])
+
+
+def test_fileobj_without_read():
+    with pytest.raises(TypeError, match="read"):
+        MultipartParam("a", fileobj=object())
+
+
+def test_unsized_stream_needs_filesize():
+    with pytest.raises(ValueError, match="filesize="):
+        MultipartParam("a", fileobj=ReadOnlyStream(b"data"))
+    param = MultipartParam("a", fileobj=ReadOnlyStream(b"data"), filesize=4)
+    assert param.encode("XX").endswith(b"\r\n\r\ndata\r\n")
+
+
+def test_pipe_needs_filesize_then_streams():
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as writer:
+        with pytest.raises(ValueError, match="cannot determine the size"):
+            MultipartParam("a", fileobj=reader)
+        writer.write(b"piped")
+        writer.close()
+        param = MultipartParam("a", fileobj=reader, filesize=5)
+        assert param.encode("XX").endswith(b"\r\n\r\npiped\r\n")
+        with pytest.raises(ValueError, match="cannot reset"):
+            param.reset()
+
+
+def test_file_shorter_than_filesize():
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(b"abc"), filesize=10)], "XX")
+    with pytest.raises(ContentSizeError, match="'f'.*ended after 3 of 10 bytes"):
+        b"".join(datagen)
+
+
+def test_content_size_error_is_value_error():
+    assert issubclass(ContentSizeError, ValueError)
+    assert issubclass(BoundaryCollisionError, ValueError)
+
+
+def _received(datagen):
+    """Blocks yielded before the error, and the error."""
+    blocks = []
+    with pytest.raises(ValueError) as info:
+        for block in datagen:
+            blocks.append(block)
+    return b"".join(blocks), info.value
+
+
+def test_file_grows_after_param_was_made(tmp_path):
+    path = tmp_path / "grow.bin"
+    path.write_bytes(b"a" * 10_000)
+    with open(path, "rb") as f:
+        param = MultipartParam("g", fileobj=f)
+        with open(path, "ab") as w:
+            w.write(b"b" * 100)
+        datagen, headers = multipart_encode([param], "XX", blocksize=4096)
+        sent, error = _received(datagen)
+    assert isinstance(error, ContentSizeError) and "grew" in str(error) and "'g'" in str(error)
+    assert len(sent) < int(headers["Content-Length"])
+
+
+def test_file_shrinks_after_param_was_made(tmp_path):
+    path = tmp_path / "shrink.bin"
+    path.write_bytes(b"a" * 10_000)
+    with open(path, "rb") as f:
+        param = MultipartParam("s", fileobj=f)
+        os.truncate(path, 5000)
+        sent, error = _received(multipart_encode([param], "XX", blocksize=4096)[0])
+    assert isinstance(error, ContentSizeError) and "shrank" in str(error)
+    assert len(sent) < param.get_size("XX")
+
+
+def test_from_file_grows_or_shrinks(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 5000)
+    param = MultipartParam.from_file("f", path)
+    path.write_bytes(b"x" * 6000)
+    with pytest.raises(ContentSizeError, match="grew"):
+        b"".join(multipart_encode([param], "XX")[0])
+    param = MultipartParam.from_file("f", path)
+    path.write_bytes(b"x" * 10)
+    with pytest.raises(ContentSizeError, match="shrank"):
+        b"".join(multipart_encode([param], "XX")[0])
+
+
+def test_file_truncated_by_another_thread_during_encoding(tmp_path):
+    path = tmp_path / "race.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    param = MultipartParam.from_file("r", path)
+    datagen, headers = multipart_encode([param], "XX", blocksize=4096)
+    sent = [next(datagen), next(datagen)]
+    truncator = threading.Thread(target=os.truncate, args=(path, 8192))
+    truncator.start()
+    truncator.join()
+    with pytest.raises(ContentSizeError):
+        for block in datagen:
+            sent.append(block)
+    assert sum(map(len, sent)) < int(headers["Content-Length"])
+
+
+def test_encoding_twice_without_reset():
+    param = MultipartParam("f", fileobj=io.BytesIO(b"data"))
+    param.encode("XX")
+    with pytest.raises(ContentSizeError, match="reset"):
+        param.encode("XX")
+    param.reset()
+    assert param.encode("XX").endswith(b"data\r\n")
+
+
+# -- boundary collisions --------------------------------------------------------------
+
+def test_boundary_in_a_value():
+    with pytest.raises(BoundaryCollisionError, match="'v'"):
+        b"".join(multipart_encode([("v", "line\n--XYZ\nmore")], "XYZ")[0])
+
+
+def test_boundary_at_start_of_value():
+    with pytest.raises(BoundaryCollisionError):
+        MultipartParam("v", "--XYZ-- trailing").encode("XYZ")
+
+
+def test_boundary_not_after_lf_is_fine():
+    assert b"a--XYZ" in MultipartParam("v", "a--XYZ").encode("XYZ")
+
+
+def test_boundary_at_start_of_file():
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(b"--XYZ\r\nrest" + b"x" * 9000))], "XYZ", blocksize=4096)
+    sent, error = _received(datagen)
+    assert isinstance(error, BoundaryCollisionError)
+    assert b"rest" not in sent
+
+
+def test_boundary_in_the_middle_of_a_file():
+    data = b"a" * 5000 + b"\r\n--XYZ\r\n" + b"b" * 5000
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data))], "XYZ", blocksize=4096)
+    sent, error = _received(datagen)
+    assert isinstance(error, BoundaryCollisionError)
+    assert b"--XYZ\r\n" not in sent[sent.index(b"\r\n\r\n"):]
+
+
+@pytest.mark.parametrize("offset", range(4090, 4100))
+def test_boundary_straddling_two_blocks_never_leaves(offset):
+    data = bytearray(b"q" * 9000)
+    data[offset:offset + 6] = b"\n--XYZ"
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(bytes(data)))], "XYZ", blocksize=4096)
+    sent, error = _received(datagen)
+    assert isinstance(error, BoundaryCollisionError)
+    content = sent[sent.index(b"\r\n\r\n") + 4:]
+    assert len(content) < offset + 1  # the block holding the delimiter's start never left
+    assert b"\n--XYZ" not in content
+
+
+def test_boundary_collision_in_from_file_closes_the_file(tmp_path):
+    path = tmp_path / "c.bin"
+    path.write_bytes(b"--B\n")
+    fds = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(BoundaryCollisionError):
+        b"".join(multipart_encode([MultipartParam.from_file("c", path)], "B")[0])
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+# -- header injection ------------------------------------------------------------------
+
+@pytest.mark.parametrize("filetype", ["text/plain\r\nX-Evil: 1", "a\nb", "a\rb", "nul\x00", "tab\there", "del\x7f"])
+def test_control_characters_in_filetype(filetype):
+    with pytest.raises(ValueError, match="filetype"):
+        MultipartParam("a", "b", filetype=filetype)
+    with pytest.raises(ValueError, match="filetype"):
+        MultipartParam("a", "b", filetype=filetype, style="html5")
+
+
+@pytest.mark.parametrize("style", ["poster", "html5"])
+@pytest.mark.parametrize("text", ['a"b', "a\rb", "a\nb", "a\r\nX-Evil: 1", '"', "\\", 'end\\'])
+def test_names_and_filenames_never_break_the_header(style, text):
+    header = MultipartParam(text, b"v", filename=text, style=style).encode_hdr("XX")
+    lines = header.split(b"\r\n")
+    assert lines[0] == b"--XX" and lines[-2:] == [b"", b""]
+    assert len(lines) == 5  # delimiter, disposition, type, blank, (end)
+    for line in lines:
+        assert b"\r" not in line and b"\n" not in line
+    disposition = lines[1]
+    # Every '"' inside a quoted value is escaped: the header parses into exactly
+    # the name and filename parameters.
+    from werkzeug.http import parse_options_header
+
+    value, options = parse_options_header(disposition.split(b": ", 1)[1].decode("utf-8"))
+    assert value == "form-data" and set(options) == {"name", "filename"}
+
+
+def test_nul_in_html5_name_is_refused():
+    with pytest.raises(ValueError, match="NUL"):
+        MultipartParam("a\x00b", "v", style="html5")
+    assert b"=?utf-8?b?" in MultipartParam("a\x00b", "v").encode_hdr("XX")
+
+
+def test_lone_surrogate_in_name():
+    with pytest.raises(ValueError, match="UTF-8"):
+        MultipartParam("\udc80", "v")
+    with pytest.raises(ValueError, match="UTF-8"):
+        MultipartParam("\udc80", "v", style="html5")
+
+
+def test_invalid_utf8_bytes_name():
+    with pytest.raises(ValueError, match="UTF-8"):
+        MultipartParam(b"\xff", "v")
+
+
+@pytest.mark.parametrize("filesize", [-1, "10", 1.5, True])
+def test_bad_filesize(filesize):
+    with pytest.raises((TypeError, ValueError), match="filesize"):
+        MultipartParam("f", fileobj=io.BytesIO(b"x"), filesize=filesize)
+
+
+def test_bad_blocksize():
+    with pytest.raises(ValueError, match="blocksize"):
+        multipart_encode({"a": "b"}, blocksize=0)
+
+
+def test_bad_params_item():
+    with pytest.raises(TypeError, match="pairs"):
+        multipart_encode(["abc"])
+
+
+def test_from_file_missing_path_fails_at_construction(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        MultipartParam.from_file("f", tmp_path / "missing.txt")
+
+
+def test_from_file_directory(tmp_path):
+    with pytest.raises(ValueError, match="not a regular file"):
+        MultipartParam.from_file("f", tmp_path)
+
+
+def test_param_without_content():
+    param = MultipartParam("f", filesize=3)
+    assert param.get_size("XX") == len(param.encode_hdr("XX")) + 5
+    with pytest.raises(ValueError, match="neither a value nor a file"):
+        param.encode("XX")
+    with pytest.raises(ValueError, match="no value, file or filesize"):
+        MultipartParam("f").get_size("XX")

@@ -1,0 +1,146 @@
+"""Properties of poster.encode, checked with hypothesis on both backends."""
+
+import io
+
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from poster.encode import BoundaryCollisionError, MultipartParam, multipart_encode
+
+from helpers import parse_with_python_multipart, parse_with_werkzeug
+
+names = st.text(min_size=1, max_size=30)
+contents = st.binary(max_size=3000)
+blocksizes = st.integers(min_value=1, max_value=5000)
+
+
+@st.composite
+def any_part(draw, style="poster", name=names, filename=st.none() | names):
+    kind = draw(st.sampled_from(["text", "bytes", "file"]))
+    filetype = draw(st.none() | st.sampled_from(["text/csv", "application/octet-stream", "image/png"]))
+    if kind == "text":
+        return MultipartParam(draw(name), draw(st.text(max_size=200)), filename=draw(filename), filetype=filetype, style=style)
+    if kind == "bytes":
+        return MultipartParam(draw(name), draw(contents), filename=draw(filename), filetype=filetype, style=style)
+    return MultipartParam(draw(name), fileobj=io.BytesIO(draw(contents)), filename=draw(filename),
+                          filetype=filetype, style=style)
+
+
+safe_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters='"\r\n\x00'), min_size=1, max_size=30)
+
+
+@given(parts=st.lists(any_part(name=safe_text, filename=st.none() | safe_text), max_size=8),
+       style=st.sampled_from(["poster", "html5"]), blocksize=blocksizes)
+def test_length_is_content_length_and_reset_reproduces(parts, style, blocksize):
+    parts = [MultipartParam(p.name, p.value, p.filename, p.filetype, fileobj=p.fileobj, style=style) for p in parts]
+    datagen, headers = multipart_encode(parts, blocksize=blocksize)
+    body = b"".join(datagen)
+    assert len(datagen) == len(body) == int(headers["Content-Length"])
+    datagen.reset()
+    assert b"".join(datagen) == body
+
+
+@given(parts=st.lists(any_part(), max_size=6), blocksize=blocksizes)
+def test_any_names_poster_style_exact_length(parts, blocksize):
+    datagen, headers = multipart_encode(parts, blocksize=blocksize)
+    body = b"".join(datagen)
+    assert len(body) == int(headers["Content-Length"])
+    for line in body.split(b"\r\n\r\n")[0].split(b"\r\n"):
+        assert b"\n" not in line and b"\r" not in line
+
+
+# Names and filenames as the html5 property needs them: no '"', CR or LF
+# (the WHATWG escapes of those are not undone by parsers), no NUL (refused),
+# and no filename that python-multipart takes for a full Windows path.
+html5_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters='"\r\n\x00'), min_size=1, max_size=30
+)
+html5_filename = html5_text.filter(lambda f: f[1:3] != ":\\" and not f.startswith("\\\\"))
+content_types = st.sampled_from(["text/csv", "application/octet-stream", "image/png", "application/json"])
+
+
+@st.composite
+def html5_fields(draw):
+    fields = []
+    for _ in range(draw(st.integers(0, 6))):
+        name = draw(html5_text)
+        if draw(st.booleans()):
+            fields.append({"name": name, "filename": draw(html5_filename),
+                           "content_type": draw(content_types), "data": draw(contents)})
+        else:
+            fields.append({"name": name, "filename": None, "content_type": None,
+                           "data": draw(st.text(max_size=300)).encode("utf-8")})
+    return fields
+
+
+def _params(fields):
+    params = []
+    for field in fields:
+        if field["filename"] is None:
+            params.append(MultipartParam(field["name"], field["data"], style="html5"))
+        else:
+            params.append(MultipartParam(field["name"], fileobj=io.BytesIO(field["data"]),
+                                         filename=field["filename"], filetype=field["content_type"], style="html5"))
+    return params
+
+
+@given(fields=html5_fields(), blocksize=blocksizes)
+def test_html5_round_trip_python_multipart(fields, blocksize):
+    datagen, headers = multipart_encode(_params(fields), blocksize=blocksize)
+    parsed = parse_with_python_multipart(b"".join(datagen), headers["Content-Type"])
+    assert len(parsed) == len(fields)
+    for field, part in zip(fields, parsed):
+        assert part["name"].decode("utf-8") == field["name"]
+        assert (part["filename"] and part["filename"].decode("utf-8")) == field["filename"]
+        assert (part["content_type"] and part["content_type"].decode()) == field["content_type"]
+        assert part["data"] == field["data"]
+
+
+def _sort_key(field):
+    return (field["filename"] is not None, field["name"], field["filename"] or "", field["data"])
+
+
+@given(fields=html5_fields(), blocksize=blocksizes)
+def test_html5_round_trip_werkzeug(fields, blocksize):
+    datagen, headers = multipart_encode(_params(fields), blocksize=blocksize)
+    parsed = parse_with_werkzeug(b"".join(datagen), headers["Content-Type"])
+    expected = [dict(f) for f in fields]
+    assert sorted(parsed, key=_sort_key) == sorted(expected, key=_sort_key)
+
+
+boundaries = st.text("ab-", min_size=1, max_size=4)
+colliding_content = st.lists(st.sampled_from([b"a", b"b", b"-", b"\n", b"\r", b"--", b"x"]), max_size=60).map(b"".join)
+
+
+@given(boundary=boundaries, content=colliding_content, blocksize=st.integers(1, 12), as_file=st.booleans())
+def test_collision_always_detected_and_never_emitted(boundary, content, blocksize, as_file):
+    pattern = b"\n--" + boundary.encode()
+    collides = (b"\n" + content).find(pattern) >= 0
+    if as_file:
+        param = MultipartParam("f", fileobj=io.BytesIO(content), filename="f")
+    else:
+        param = MultipartParam("f", content)
+    datagen, _ = multipart_encode([param], boundary=boundary, blocksize=blocksize)
+    sent = []
+    try:
+        for block in datagen:
+            sent.append(block)
+    except BoundaryCollisionError:
+        assert collides
+        body = b"".join(sent)
+        header_end = body.find(b"\r\n\r\n")
+        emitted = body[header_end + 4:] if header_end >= 0 else b""
+        assert (b"\n" + emitted).find(pattern) < 0
+    else:
+        assert not collides
+
+
+@given(content=st.binary(max_size=2000), blocksize=blocksizes, split=st.integers(0, 2000))
+def test_file_parts_read_from_any_position(content, blocksize, split):
+    assume(split <= len(content))
+    f = io.BytesIO(content)
+    f.seek(split)
+    param = MultipartParam("f", fileobj=f)
+    blocks = list(param.iter_encode("0123456789abcdef0123456789abcdef", blocksize))
+    assert b"".join(blocks[1:-1]) == content[split:]
+    assert all(len(b) <= blocksize for b in blocks[1:-1])

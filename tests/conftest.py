@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import poster.encode
+import poster.streaminghttp
 from poster import _fastencode_py
 
 try:
@@ -28,7 +29,7 @@ elif os.environ.get("POSTER_REQUIRE_EXTENSIONS", "") not in ("", "0"):
     )
 
 # Modules that call the hot path through a module-level ``_impl``.
-PATCHED_MODULES = [poster.encode]
+PATCHED_MODULES = [poster.encode, poster.streaminghttp]
 
 settings.register_profile(
     "default",

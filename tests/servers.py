@@ -3,7 +3,8 @@
 ``EchoApp`` is a werkzeug application that parses multipart/form-data bodies
 and answers, as JSON, what it received: the request line, the headers, and for
 every field its name, filename, content type, size and sha256.  Any other
-body is answered with its size and sha256.  ``serve`` runs an application in
+body is answered with its size and sha256.  ``routes_app`` adds redirect,
+login and cookie routes in front of it.  ``serve`` runs an application in
 a threaded werkzeug server (optionally TLS) for the length of a ``with``.
 """
 
@@ -73,6 +74,47 @@ def echo_app(request: Request) -> Response:
     return Response(json.dumps(echo_payload(request)), mimetype="application/json")
 
 
+#: The user and password the ``/auth/`` routes accept (HTTP Basic).
+AUTH_USER, AUTH_PASSWORD = "poster", "s3cret"
+
+
+def _drain(request: Request) -> None:
+    _digest(request.stream)
+
+
+@EchoRequest.application
+def routes_app(request: Request) -> Response:
+    """``echo_app`` plus a few routes for redirects, logins and cookies.
+
+    * ``/redirect/<code>?to=<url>``: reads the body, answers ``code`` with
+      ``Location: <url>``;
+    * ``/auth/...``: answers 401 (``WWW-Authenticate: Basic``) unless the
+      request carries ``AUTH_USER``/``AUTH_PASSWORD``, then echoes;
+    * ``/set-cookie?to=<url>``: reads the body, sets ``session=poster-cookie``
+      and answers 303 to ``<url>``;
+    * anything else: ``echo_app``.
+    """
+    path = request.path
+    if path.startswith("/redirect/"):
+        _drain(request)
+        code = int(path.split("/")[2])
+        return Response(b"", status=code, headers={"Location": request.args["to"]})
+    if path.startswith("/auth/"):
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != (AUTH_USER, AUTH_PASSWORD):
+            _drain(request)
+            return Response(
+                b"login first", status=401,
+                headers={"WWW-Authenticate": 'Basic realm="poster"'},
+            )
+    if path == "/set-cookie":
+        _drain(request)
+        response = Response(b"", status=303, headers={"Location": request.args["to"]})
+        response.set_cookie("session", "poster-cookie", path="/")
+        return response
+    return Response(json.dumps(echo_payload(request)), mimetype="application/json")
+
+
 class QuietHandler(WSGIRequestHandler):
     """Keeps the test output free of one log line per request."""
 
@@ -89,7 +131,7 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def serve(app: Any = echo_app, ssl_context: Optional[ssl.SSLContext] = None) -> Iterator[RunningServer]:
+def serve(app: Any = routes_app, ssl_context: Optional[ssl.SSLContext] = None) -> Iterator[RunningServer]:
     """Run ``app`` on a free port of 127.0.0.1 until the ``with`` ends."""
     server = make_server(
         "127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context, request_handler=QuietHandler

@@ -1,0 +1,305 @@
+"""Upload benchmark: poster against the bare-sendfile limit, curl, requests and httpx.
+
+    python benchmarks/bench_upload.py [--size-mib 512] [--rounds 5] [--rss-mib 1024]
+
+A file of random bytes is uploaded as one multipart/form-data file field to a
+loopback sink (benchmarks/sink.py, its own process) that reads and discards
+the body.  Every client runs once per round, in an order that rotates from
+round to round, so slow phases of a noisy machine hit all of them alike; the
+table shows medians.  Wall time and client CPU (user + system of this process,
+or of the child for curl) are measured per upload.
+
+* ``bare sendfile``: a hand-written request head, then ``socket.sendfile`` of
+  the file: the limit for plain HTTP.
+* ``poster``: ``urllib.request`` with poster's streaming handlers.
+* ``curl -F``: /usr/bin/curl or whatever ``curl`` is on PATH (left out, with
+  a note, when absent).
+* ``requests + toolbelt``: ``requests`` with ``requests_toolbelt``'s
+  ``MultipartEncoder``.
+* ``httpx``: ``httpx.Client().post(files=...)``.
+
+Over TLS (a certificate made with trustme) the same, without the bare limit.
+Last, peak RSS growth of a fresh process uploading ``--rss-mib`` with poster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Callable, Dict, List, Optional, Tuple
+
+import poster
+from poster.encode import MultipartParam, multipart_encode
+from poster.streaminghttp import StreamingHTTPHandler, StreamingHTTPSHandler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- clients: each uploads `path` to `url`, returns the body bytes the sink got --
+
+
+def bare_sendfile(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    size = os.path.getsize(path)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size
+        )
+        with open(path, "rb") as fileobj:
+            sock.sendfile(fileobj)
+        answer = b""
+        while True:
+            block = sock.recv(65536)
+            if not block:
+                break
+            answer += block
+    return int(answer.rpartition(b"\r\n\r\n")[2])
+
+
+def poster_urllib(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:
+    opener = urllib.request.build_opener(StreamingHTTPHandler, StreamingHTTPSHandler(context=context))
+    datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
+    with opener.open(urllib.request.Request(url, datagen, headers)) as response:
+        return int(response.read())
+
+
+def curl(url: str, path: str, context: Optional[ssl.SSLContext], cafile: str = "") -> int:
+    command = ["curl", "-sS", "--fail", "-F", f"file=@{path}", url]
+    if cafile:
+        command[1:1] = ["--cacert", cafile]
+    return int(subprocess.run(command, check=True, capture_output=True).stdout)
+
+
+def requests_toolbelt(url: str, path: str, context: Optional[ssl.SSLContext], cafile: str = "") -> int:
+    import requests
+    from requests_toolbelt import MultipartEncoder
+
+    with open(path, "rb") as fileobj:
+        encoder = MultipartEncoder({"file": (os.path.basename(path), fileobj, "application/octet-stream")})
+        response = requests.post(url, data=encoder, headers={"Content-Type": encoder.content_type},
+                                 verify=cafile or True)
+    response.raise_for_status()
+    return int(response.text)
+
+
+def httpx_client(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:
+    import httpx
+
+    with httpx.Client(verify=context if context is not None else True, timeout=None) as client:
+        with open(path, "rb") as fileobj:
+            response = client.post(url, files={"file": (os.path.basename(path), fileobj)})
+    response.raise_for_status()
+    return int(response.text)
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+def measure(client: Callable[[], int], subprocess_cpu: bool) -> Tuple[float, float, int]:
+    cpu_before = cpu_children() if subprocess_cpu else cpu_self()
+    started = time.perf_counter()
+    received = client()
+    wall = time.perf_counter() - started
+    cpu = (cpu_children() if subprocess_cpu else cpu_self()) - cpu_before
+    return wall, cpu, received
+
+
+RSS_PROBE = r"""
+import sys, urllib.request
+from poster.encode import MultipartParam, multipart_encode
+from poster.streaminghttp import StreamingHTTPHandler
+url, path = sys.argv[1], sys.argv[2]
+opener = urllib.request.build_opener(StreamingHTTPHandler)
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+before = status_kib("VmRSS")
+datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
+with opener.open(urllib.request.Request(url, datagen, headers)) as response:
+    assert int(response.read()) == len(datagen)
+# VmHWM, not ru_maxrss: the latter starts at the RSS of the process that forked us.
+print((status_kib("VmHWM") - before) / 1024)
+"""
+
+
+def make_file(directory: str, size: int) -> str:
+    path = os.path.join(directory, "upload.bin")
+    with open(path, "wb") as fileobj:
+        left = size
+        while left:
+            block = os.urandom(min(left, 16 << 20))
+            fileobj.write(block)
+            left -= len(block)
+    return path
+
+
+PATH = ""
+
+
+def main() -> None:
+    global PATH
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rss-mib", type=int, default=1024)
+    parser.add_argument("--no-tls", action="store_true")
+    parser.add_argument("--json", help="also write the medians to this file")
+    args = parser.parse_args()
+
+    import trustme
+
+    workdir = tempfile.mkdtemp(prefix="poster-bench-")
+    sink = None
+    try:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        certfile, keyfile, cafile = (os.path.join(workdir, n) for n in ("cert.pem", "key.pem", "ca.pem"))
+        cert.cert_chain_pems[0].write_to_path(certfile)
+        for blob in cert.cert_chain_pems[1:]:
+            blob.write_to_path(certfile, append=True)
+        cert.private_key_pem.write_to_path(keyfile)
+        ca.cert_pem.write_to_path(cafile)
+        client_context = ssl.create_default_context(cafile=cafile)
+
+        sink = subprocess.Popen([sys.executable, os.path.join(HERE, "sink.py"),
+                                 "--certfile", certfile, "--keyfile", keyfile],
+                                stdout=subprocess.PIPE, text=True)
+        http_port, https_port = (int(p) for p in sink.stdout.readline().split())
+        http_url = f"http://127.0.0.1:{http_port}/upload"
+        https_url = f"https://127.0.0.1:{https_port}/upload"
+
+        size = args.size_mib << 20
+        PATH = make_file(workdir, size)
+        body_size = len(multipart_encode([MultipartParam.from_file("file", PATH)])[0])
+        have_curl = shutil.which("curl") is not None
+
+        print(f"poster {poster.__version__}, backend {poster.BACKEND}, Python {sys.version.split()[0]}, "
+              f"{os.cpu_count()} CPUs, {args.size_mib} MiB, {args.rounds} rounds, "
+              f"{datetime.date.today().isoformat()}")
+        clients: Dict[str, Tuple[Callable[[], int], bool]] = {
+            "bare sendfile": (lambda: bare_sendfile(http_url, PATH, None), False),
+            "poster": (lambda: poster_urllib(http_url, PATH, None), False),
+            "requests + toolbelt": (lambda: requests_toolbelt(http_url, PATH, None), False),
+            "httpx": (lambda: httpx_client(http_url, PATH, None), False),
+        }
+        if have_curl:
+            clients["curl -F"] = (lambda: curl(http_url, PATH, None), True)
+        results = {"http": run_rounds_checked(clients, args.rounds, body_size)}
+        if not args.no_tls:
+            tls_clients: Dict[str, Tuple[Callable[[], int], bool]] = {
+                "poster": (lambda: poster_urllib(https_url, PATH, client_context), False),
+                "requests + toolbelt": (lambda: requests_toolbelt(https_url, PATH, None, cafile), False),
+                "httpx": (lambda: httpx_client(https_url, PATH, client_context), False),
+            }
+            if have_curl:
+                tls_clients["curl -F"] = (lambda: curl(https_url, PATH, None, cafile), True)
+            results["https"] = run_rounds_checked(tls_clients, args.rounds, body_size)
+
+        rss = None
+        if args.rss_mib:
+            rss_path = os.path.join(workdir, "rss.bin")
+            with open(rss_path, "wb") as fileobj:
+                fileobj.truncate(args.rss_mib << 20)
+            out = subprocess.run([sys.executable, "-c", RSS_PROBE, http_url, rss_path],
+                                 check=True, capture_output=True, text=True).stdout
+            rss = float(out)
+
+        report(results, rss, args.rss_mib, have_curl)
+        if args.json:
+            with open(args.json, "w") as fileobj:
+                json.dump({"results": results, "rss_growth_mib": rss}, fileobj, indent=2)
+    finally:
+        if sink is not None:
+            sink.kill()
+            sink.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_rounds_checked(clients: Dict[str, Tuple[Callable[[], int], bool]], rounds: int,
+                       body_size: int) -> Dict[str, Dict[str, float]]:
+    names = list(clients)
+    samples: Dict[str, List[Tuple[float, float]]] = {name: [] for name in names}
+    file_size = os.path.getsize(PATH)
+    for number in range(rounds):
+        order = names[number % len(names):] + names[:number % len(names)]
+        for name in order:
+            client, subprocess_cpu = clients[name]
+            wall, cpu, received = measure(client, subprocess_cpu)
+            # Every body carries the whole file plus a small, client-specific framing.
+            if not file_size <= received <= file_size + 4096:
+                raise SystemExit(f"{name}: the sink got {received} bytes for a {file_size}-byte file")
+            samples[name].append((wall, cpu))
+        print(f"  round {number + 1}/{rounds}", file=sys.stderr)
+    return {
+        name: {
+            "wall": statistics.median(s[0] for s in values),
+            "cpu": statistics.median(s[1] for s in values),
+        }
+        for name, values in samples.items()
+    }
+
+
+def report(results: Dict[str, Dict[str, Dict[str, float]]], rss: Optional[float], rss_mib: int,
+           have_curl: bool) -> None:
+    print()
+    for scheme, table in results.items():
+        print(f"{scheme}: median wall s / client CPU s")
+        for name, medians in table.items():
+            print(f"  {name:22s} {medians['wall']:7.3f}  {medians['cpu']:7.3f}")
+    print()
+    print(f"{'ratio (medians)':46s} {'value':>7s}  target")
+    http = results["http"]
+    mine = http["poster"]
+    rows = [
+        ("http: poster wall / bare sendfile wall", mine["wall"] / http["bare sendfile"]["wall"], "<= 1.15"),
+        ("http: poster CPU / bare sendfile CPU", mine["cpu"] / http["bare sendfile"]["cpu"], "<= 1.2"),
+    ]
+    if have_curl:
+        rows.append(("http: poster wall / curl -F wall", mine["wall"] / http["curl -F"]["wall"], "<= 1.0"))
+    rows += [
+        ("http: requests+toolbelt wall / poster wall", http["requests + toolbelt"]["wall"] / mine["wall"], ">= 3"),
+        ("http: httpx wall / poster wall", http["httpx"]["wall"] / mine["wall"], ">= 1.5"),
+    ]
+    if "https" in results:
+        tls = results["https"]
+        rows += [
+            ("https: requests+toolbelt wall / poster wall", tls["requests + toolbelt"]["wall"] / tls["poster"]["wall"], ">= 2"),
+            ("https: httpx wall / poster wall", tls["httpx"]["wall"] / tls["poster"]["wall"], ">= 1.2"),
+        ]
+        if have_curl:
+            rows.append(("https: poster wall / curl -F wall", tls["poster"]["wall"] / tls["curl -F"]["wall"], "(info)"))
+    for label, value, target in rows:
+        print(f"{label:46s} {value:7.2f}  {target}")
+    if not have_curl:
+        print("curl was not found: the comparison with curl -F was left out")
+    if rss is not None:
+        print(f"{'peak RSS growth, ' + str(rss_mib) + ' MiB upload (MiB)':46s} {rss:7.2f}  <= 8")
+
+
+if __name__ == "__main__":
+    main()

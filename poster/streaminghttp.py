@@ -42,6 +42,7 @@ import http.client
 import io
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -97,6 +98,8 @@ class _StreamingConnectionMixin:
     continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT
     use_sendfile: bool = True
     _expect_continue: bool = False
+    _early_status_line: Optional[bytes] = None
+    timeout: Any
 
     def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
         self._expect_continue = False
@@ -205,10 +208,16 @@ class _StreamingConnectionMixin:
             raise http.client.HTTPException("100 Continue with too many header lines")
         # The final response (or the server closed): getresponse reads it,
         # starting with the bytes read here.
-        self.__dict__["response_class"] = functools.partial(_EarlyResponse, prefix=status_line)
+        self._early_status_line = status_line
         return False
 
     def getresponse(self) -> http.client.HTTPResponse:
+        """The response; its head must arrive within the connection's timeout."""
+        early, self._early_status_line = self._early_status_line, None
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        self.__dict__["response_class"] = functools.partial(
+            _StreamingResponse, prefix=early or b"", early=early is not None, head_timeout=timeout
+        )
         try:
             return super().getresponse()  # type: ignore[misc]
         finally:
@@ -240,13 +249,23 @@ def _read_line(sock: Any, started: bytes = b"") -> bytes:
     return bytes(line)
 
 
-class _PrefixedRaw(io.RawIOBase):
-    """A socket's raw reader that first gives back bytes already read from it."""
+class _HeadReader(io.RawIOBase):
+    """The socket as a response reads it.
 
-    def __init__(self, prefix: bytes, raw: Any) -> None:
+    Bytes already taken from the socket (a final status that came instead of
+    ``100 Continue``) are given back first.  Until :attr:`deadline` is lifted,
+    every read waits at most until that moment, so a server that trickles its
+    response head a byte at a time cannot hold the client past its timeout.
+    """
+
+    def __init__(self, sock: Any, prefix: bytes, deadline: Optional[float]) -> None:
         super().__init__()
+        self._sock = sock
+        # Read through the socket's own raw file: it keeps the socket open
+        # while the response is read, even after the connection closed it.
+        self._raw = sock.makefile("rb", buffering=0)
         self._prefix = prefix
-        self._raw = raw
+        self.deadline = deadline
 
     def readable(self) -> bool:
         return True
@@ -257,7 +276,17 @@ class _PrefixedRaw(io.RawIOBase):
             buffer[:count] = self._prefix[:count]
             self._prefix = self._prefix[count:]
             return count
-        return self._raw.readinto(buffer)
+        if self.deadline is None:
+            return self._raw.readinto(buffer)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the response head")
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
+        try:
+            return self._raw.readinto(buffer)
+        finally:
+            self._sock.settimeout(previous)
 
     def close(self) -> None:
         if not self.closed:
@@ -265,29 +294,44 @@ class _PrefixedRaw(io.RawIOBase):
         super().close()
 
 
-class _PrefixedSocket:
-    """What :class:`_EarlyResponse` reads from: ``makefile`` is all HTTPResponse uses."""
+class _ResponseSocket:
+    """What :class:`_StreamingResponse` reads from: ``makefile`` is all HTTPResponse uses."""
 
-    def __init__(self, sock: Any, prefix: bytes) -> None:
+    def __init__(self, sock: Any, prefix: bytes, deadline: Optional[float]) -> None:
         self._sock = sock
         self._prefix = prefix
+        self._deadline = deadline
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_PrefixedRaw(self._prefix, self._sock.makefile("rb", buffering=0)))
+        return io.BufferedReader(_HeadReader(self._sock, self._prefix, self._deadline))
 
 
-class _EarlyResponse(http.client.HTTPResponse):
-    """A final response that came before the body was sent.
+class _StreamingResponse(http.client.HTTPResponse):
+    """An ``HTTPResponse`` whose head must arrive within the connection's timeout.
 
-    The connection closes after it: the server may still expect the body.
+    ``early`` marks a final response that came before the body was sent: the
+    connection closes after it, since the server may still expect the body.
     """
 
-    def __init__(self, sock: Any, *args: Any, prefix: bytes = b"", **kwargs: Any) -> None:
-        super().__init__(_PrefixedSocket(sock, prefix), *args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        sock: Any,
+        *args: Any,
+        prefix: bytes = b"",
+        early: bool = False,
+        head_timeout: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
+        deadline = None if head_timeout is None else time.monotonic() + head_timeout
+        super().__init__(_ResponseSocket(sock, prefix, deadline), *args, **kwargs)  # type: ignore[arg-type]
+        self._early = early
 
     def begin(self) -> None:
         super().begin()
-        self.will_close = True
+        if self.fp is not None:
+            self.fp.raw.deadline = None  # the body is read with per-read timeouts
+        if self._early:
+            self.will_close = True
 
 
 class StreamingHTTPConnection(_StreamingConnectionMixin, http.client.HTTPConnection):

@@ -57,6 +57,7 @@ def extensions():
         "poster._fastencode",
         [PYX],
         include_dirs=["src"],
+        depends=[os.path.join("src", "_fastencode_scan.h")],
         extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
     )
     try:

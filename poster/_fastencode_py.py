@@ -11,21 +11,36 @@ It owns every loop over bytes:
   its state across block edges;
 * :func:`render_part_headers` quotes names and filenames and renders the
   header lines of one part, in either header style;
+* :func:`render_value_parts` renders a run of in-memory parts in one call;
 * :func:`read_block` and :func:`readinto_exact` move file content.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+import sys
+from typing import Any, List, Tuple
 
 __all__ = [
     "BoundaryScanner",
     "find_collision",
     "render_part_headers",
+    "render_value_parts",
     "read_block",
     "readinto_exact",
 ]
+
+def _pattern_for(delimiter: Any) -> bytes:
+    if not isinstance(delimiter, bytes) or not delimiter:
+        raise ValueError("delimiter must be non-empty bytes")
+    return b"\n" + delimiter
+
+
+def _as_bytes(block: Any) -> bytes:
+    # memoryview() raises the TypeError for objects that are not buffers;
+    # any buffer, strided or not, is taken as its bytes in C order.
+    return block if isinstance(block, bytes) else memoryview(block).tobytes()
+
 
 class BoundaryScanner:
     """Finds ``delimiter`` at the start of a part's content or right after a LF.
@@ -35,15 +50,19 @@ class BoundaryScanner:
     or -1.  The content is scanned as if a LF stood just before it, so a
     delimiter at the very start is found like any other.  The last
     ``len(delimiter)`` bytes seen are kept, so a delimiter split across two
-    blocks is found as well.
+    blocks is found as well.  A scanner is not meant to be fed from two
+    threads at once.
     """
 
     def __init__(self, delimiter: bytes) -> None:
-        if not isinstance(delimiter, bytes) or not delimiter:
-            raise ValueError("delimiter must be non-empty bytes")
-        self.delimiter = delimiter
-        self._pattern = b"\n" + delimiter
+        self._pattern = _pattern_for(delimiter)
+        self._delimiter = delimiter
         self.reset()
+
+    @property
+    def delimiter(self) -> bytes:
+        """The delimiter (``--`` + boundary) looked for."""
+        return self._delimiter
 
     def reset(self) -> None:
         """Start a new part: forget what was fed so far."""
@@ -65,7 +84,7 @@ class BoundaryScanner:
         """
         if self._found >= 0:
             return self._found
-        data = bytes(block) if not isinstance(block, bytes) else block
+        data = _as_bytes(block)
         pattern = self._pattern
         tail = self._tail
         # A match that starts in the tail and ends in this block.
@@ -231,77 +250,207 @@ def render_part_headers(
 
 
 # ---------------------------------------------------------------------------
+# Runs of in-memory parts
+
+
+def _clamp_index(value: Any, what: str) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    return value
+
+
+def render_value_parts(
+    params: List[Any], start: int, delimiter: bytes, limit: int
+) -> Tuple[bytes, int, bool]:
+    """Render consecutive in-memory parts, ``params[start:stop]``, as one ``bytes``.
+
+    ``params`` is a list of objects with ``value`` (``bytes``, or ``None`` for
+    a file part) and ``_headers`` (the rendered header lines), as
+    ``MultipartParam`` has.  Each part is ``delimiter`` CRLF, the headers,
+    the value, CRLF.  Rendering stops at the end of ``params``, before a part
+    whose value is ``None``, before a part whose value holds a collision, and
+    after the part that brings the output to ``limit`` bytes or more.
+
+    Returns ``(rendered, stop, collision)``; ``collision`` is true when
+    ``params[stop]``'s value holds the delimiter.
+    """
+    if not isinstance(params, list):
+        raise TypeError(f"params must be a list, not {type(params).__name__}")
+    _pattern_for(delimiter)
+    _clamp_index(start, "start")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    _clamp_index(limit, "limit")
+    delimiter_line = delimiter + b"\r\n"
+    pieces: List[bytes] = []
+    total = 0
+    index = start
+    while index < len(params):
+        param = params[index]
+        value = param.value
+        if value is None:
+            break
+        headers = param._headers
+        if not isinstance(value, bytes):
+            raise TypeError(f"part {index}: value must be bytes, not {type(value).__name__}")
+        if not isinstance(headers, bytes):
+            raise TypeError(f"part {index}: _headers must be bytes, not {type(headers).__name__}")
+        if find_collision(delimiter, value) >= 0:
+            return b"".join(pieces), index, True
+        pieces += (delimiter_line, headers, value, b"\r\n")
+        total += len(delimiter_line) + len(headers) + len(value) + 2
+        index += 1
+        if total >= limit:
+            break
+    return b"".join(pieces), index, False
+
+
+# ---------------------------------------------------------------------------
 # Moving file content
 
+# The largest block read_block allocates.
+MAX_BLOCK = sys.maxsize // 2
 
-def _short_read_error(fileobj: Any) -> TypeError:
+
+def _non_blocking_error(fileobj: Any, method: str) -> TypeError:
     return TypeError(
-        f"{type(fileobj).__name__}.read() returned None: non-blocking files "
+        f"{type(fileobj).__name__}.{method}() returned None: non-blocking files "
         "cannot be streamed; pass a blocking binary file"
     )
 
 
-def read_block(fileobj: Any, size: int) -> bytes:
-    """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
+def _checked_count(fileobj: Any, count: Any, asked: int) -> int:
+    """What ``readinto`` returned, as a byte count in 0..asked."""
+    if count is None:
+        raise _non_blocking_error(fileobj, "readinto")
+    if not isinstance(count, int):
+        raise TypeError(
+            f"{type(fileobj).__name__}.readinto() returned {type(count).__name__}, not int"
+        )
+    if count < 0 or count > asked:
+        raise ValueError(
+            f"{type(fileobj).__name__}.readinto() returned {count} for a "
+            f"buffer of {asked} bytes"
+        )
+    return count
 
-    Short reads (pipes, raw files) are retried until ``size`` bytes have come
-    or ``read`` returns ``b""``.
-    """
-    block = fileobj.read(size)
-    if block is None:
-        raise _short_read_error(fileobj)
-    if not isinstance(block, bytes):
-        block = _binary(block, fileobj)
-    if len(block) >= size or not block:
+
+def _checked_chunk(fileobj: Any, chunk: Any, asked: int) -> bytes:
+    """What ``read`` returned, as bytes of at most ``asked`` bytes."""
+    if chunk is None:
+        raise _non_blocking_error(fileobj, "read")
+    if not isinstance(chunk, bytes):
+        if isinstance(chunk, str):
+            raise TypeError(
+                f"{type(fileobj).__name__} returned str: open the file in binary "
+                "mode ('rb')"
+            )
+        chunk = bytes(chunk)
+    if len(chunk) > asked:
+        raise ValueError(
+            f"{type(fileobj).__name__}.read({asked}) returned {len(chunk)} bytes"
+        )
+    return chunk
+
+
+def _checked_size(size: Any) -> int:
+    if not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0 or size > MAX_BLOCK:
+        raise ValueError(f"size must be between 0 and {MAX_BLOCK}, got {size}")
+    return size
+
+
+def _read_with_read(fileobj: Any, size: int) -> bytes:
+    """``read`` until ``size`` bytes came or it returns ``b""``."""
+    block = _checked_chunk(fileobj, fileobj.read(size), size)
+    got = len(block)
+    if got == size or got == 0:
         return block
     pieces = [block]
-    got = len(block)
     while got < size:
-        more = fileobj.read(size - got)
-        if more is None:
-            raise _short_read_error(fileobj)
+        more = _checked_chunk(fileobj, fileobj.read(size - got), size - got)
         if not more:
             break
-        if not isinstance(more, bytes):
-            more = _binary(more, fileobj)
         pieces.append(more)
         got += len(more)
     return b"".join(pieces)
 
 
-def _binary(block: Any, fileobj: Any) -> bytes:
-    if isinstance(block, str):
-        raise TypeError(
-            f"{type(fileobj).__name__} returned str: open the file in binary "
-            "mode ('rb')"
-        )
-    return bytes(block)
+def _fill_from_readinto(fileobj: Any, readinto: Any, view: memoryview) -> int:
+    """Call ``readinto`` on views of ``view`` until it is full or at end of file.
+
+    Each view is released right after the call, so a ``readinto`` that kept
+    it can no longer write through it.
+    """
+    size = len(view)
+    got = 0
+    while got < size:
+        with view[got:] as target:
+            result = readinto(target)
+        count = _checked_count(fileobj, result, size - got)
+        if count == 0:
+            break
+        got += count
+    return got
+
+
+def read_block(fileobj: Any, size: int) -> bytes:
+    """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
+
+    With ``readinto`` the bytes land in a buffer first (the compiled twin has
+    them land straight in the returned object); short reads (pipes, raw
+    files) are retried until ``size`` bytes have come or the file ends.
+    Objects without ``readinto`` are read with ``read``.
+    """
+    size = _checked_size(size)
+    if size == 0:
+        return b""
+    readinto = getattr(fileobj, "readinto", None)
+    if readinto is None:
+        return _read_with_read(fileobj, size)
+    buffer = bytearray(size)
+    with memoryview(buffer) as view:
+        got = _fill_from_readinto(fileobj, readinto, view)
+    del buffer[got:]
+    return bytes(buffer)
+
+
+def _writable_bytes_view(buffer: Any) -> memoryview:
+    """A 1-D, writable, unsigned-byte view of ``buffer``; ``buffer`` itself when it is one."""
+    if type(buffer) is memoryview:
+        view = buffer
+        if not view.readonly and view.ndim == 1 and view.format == "B" and view.c_contiguous:
+            return view
+    else:
+        view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError(f"buffer must be writable, not a read-only {type(buffer).__name__}")
+    if not view.c_contiguous:
+        raise ValueError("buffer must be C-contiguous")
+    return view.cast("B")
 
 
 def readinto_exact(fileobj: Any, buffer: Any) -> int:
     """Fill the writable ``buffer`` from ``fileobj``; return the byte count.
 
     Fewer than ``len(buffer)`` bytes only at end of file.  Objects without
-    ``readinto`` are read with ``read``.
+    ``readinto`` are read with ``read``.  A ``memoryview`` of unsigned bytes
+    is used as it is: the usual call allocates nothing.
     """
-    view = memoryview(buffer).cast("B")
+    view = _writable_bytes_view(buffer)
     size = len(view)
-    got = 0
     readinto = getattr(fileobj, "readinto", None)
+    got = 0
     while got < size:
         if readinto is not None:
-            n = readinto(view[got:])
-            if n is None:
-                raise _short_read_error(fileobj)
+            result = readinto(view if got == 0 else view[got:])
+            count = _checked_count(fileobj, result, size - got)
         else:
-            chunk = fileobj.read(size - got)
-            if chunk is None:
-                raise _short_read_error(fileobj)
-            if not isinstance(chunk, bytes):
-                chunk = _binary(chunk, fileobj)
-            n = len(chunk)
-            view[got:got + n] = chunk
-        if not n:
+            chunk = _checked_chunk(fileobj, fileobj.read(size - got), size - got)
+            count = len(chunk)
+            view[got:got + count] = chunk
+        if count == 0:
             break
-        got += n
+        got += count
     return got

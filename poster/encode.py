@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import itertools
 import mimetypes
 import os
 import secrets
@@ -527,6 +528,87 @@ class MultipartParam:
         self.fileobj.seek(self._start)
         self._consumed = 0
 
+    # -- sending on a socket ------------------------------------------------
+
+    def _write_file(
+        self, sock: Any, delimiter: bytes, buffer: bytearray, use_sendfile: bool
+    ) -> Iterator[int]:
+        """Put the file's content on ``sock``; yield the byte count of each send.
+
+        The content moves in windows of half of ``buffer``.  Each window is
+        read and scanned for the boundary before the window before it is
+        sent, so a delimiter that straddles two windows stops the body before
+        either leaves, as in :meth:`_iter_file`.  With ``use_sendfile`` and a
+        regular file, a scanned window goes out with ``os.sendfile`` from the
+        page cache; otherwise it is sent from ``buffer`` as a ``memoryview``.
+        """
+        fileobj = self._open()
+        try:
+            if self._consumed:
+                raise ContentSizeError(
+                    f"part {self.name!r}: {self._consumed} bytes of its file were "
+                    "already read; call reset() before encoding it again"
+                )
+            expected = self._content_size()
+            source = _sendfile_source(fileobj) if use_sendfile else None
+            offset = 0
+            if source is not None:
+                offset = fileobj.tell()
+            scanner = _impl.BoundaryScanner(delimiter)
+            half = len(buffer) // 2
+            halves = (memoryview(buffer)[:half], memoryview(buffer)[half:])
+            which = 0
+            remaining = expected
+            pending: Optional[memoryview] = None
+            while remaining > 0:
+                window = halves[which][: min(half, remaining)]
+                which ^= 1
+                got = _impl.readinto_exact(fileobj, window)
+                self._consumed += got
+                if got < len(window):
+                    raise ContentSizeError(
+                        f"part {self.name!r}: the file ended after "
+                        f"{expected - remaining + got} of {expected} bytes; it shrank "
+                        "since the part was made"
+                    )
+                remaining -= got
+                if scanner.feed(window) >= 0:
+                    raise BoundaryCollisionError(
+                        f"boundary found in the file of part {self.name!r} at byte "
+                        f"{scanner.feed(b'')}; use another boundary"
+                    )
+                if pending is not None:
+                    offset = self._send_window(sock, pending, source, offset, expected)
+                    yield len(pending)
+                pending = window
+            if not self._size_given and _impl.read_block(fileobj, 1):
+                raise ContentSizeError(
+                    f"part {self.name!r}: the file is longer than the {expected} "
+                    "bytes announced; it grew since the part was made"
+                )
+            if pending is not None:
+                self._send_window(sock, pending, source, offset, expected)
+                yield len(pending)
+        finally:
+            self._close_opened()
+
+    def _send_window(
+        self, sock: Any, window: memoryview, source: Optional[int], offset: int, expected: int
+    ) -> int:
+        """Send one scanned window: from the file (``source``) or from memory.
+
+        Returns the file offset after the window.
+        """
+        if source is None:
+            sock.sendall(window)
+            return offset + len(window)
+        if not _sendfile_all(sock, source, offset, len(window)):
+            raise ContentSizeError(
+                f"part {self.name!r}: the file was cut short while it was sent; "
+                f"fewer than the {expected} bytes announced are left"
+            )
+        return offset + len(window)
+
 
 class ParamNameMismatchError(AssertionError, ValueError):
     """A ``MultipartParam`` was given under a name other than its own.
@@ -637,26 +719,37 @@ class MultipartBody:
         delimiter_line = delimiter + b"\r\n"
         total, cb, blocksize = self.total, self.cb, self.blocksize
         current = 0
-        # In-memory parts are gathered and joined, up to about one block,
-        # so many small fields cost few yields.
+        params = self.params if isinstance(self.params, list) else list(self.params)
+        # In-memory parts are gathered up to about one block, so many small
+        # fields cost few yields: each run of them is rendered (and scanned
+        # for the boundary) by the hot path in one call.
         pending: List[bytes] = []
         pending_size = 0
-        for param in self.params:
+        index = 0
+        while index < len(params):
+            param = params[index]
             if param.value is not None:
-                param._check_value(delimiter)
-                size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
-                pending += (delimiter_line, param._headers, param.value, b"\r\n")
-                pending_size += size
-                current += size
-                if param.cb:
-                    param.cb(param, size, size)
-                if cb:
-                    cb(param, current, total)
+                rendered, stop, collision = _impl.render_value_parts(
+                    params, index, delimiter, blocksize - pending_size
+                )
+                pending.append(rendered)
+                pending_size += len(rendered)
+                for param in itertools.islice(params, index, stop):
+                    size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
+                    current += size
+                    if param.cb:
+                        param.cb(param, size, size)
+                    if cb:
+                        cb(param, current, total)
+                if collision:
+                    params[stop]._check_value(delimiter)  # raises, naming the part
+                index = stop
                 if pending_size >= blocksize:
                     yield b"".join(pending)
                     pending.clear()
                     pending_size = 0
                 continue
+            index += 1
             part_total = param._size(len(delimiter))
             pending += (delimiter_line, param._headers)
             part_current = len(delimiter_line) + len(param._headers)
@@ -685,6 +778,104 @@ class MultipartBody:
         if cb:
             cb(None, current, total)
         yield b"".join(pending)
+
+    # -- sending on a socket ------------------------------------------------
+
+    def write_to(self, sock: Any, *, sendfile: bool = True) -> int:
+        """Send the whole body on ``sock``, a connected socket; return its length.
+
+        The bytes sent are exactly ``b"".join(body)``, and the same checks
+        apply: every part is scanned for the boundary before the block that
+        holds a collision leaves, a file that shrank or grew raises
+        :class:`ContentSizeError` before the body is complete, and the
+        callbacks are called as the bytes go out.  File content moves in
+        windows of a buffer allocated once per call (a few hundred KiB):
+
+        * over a plain TCP socket, from a regular file, and with ``sendfile``
+          true, each window is read once to scan it and then sent with
+          ``os.sendfile`` (zero-copy, straight from the page cache);
+        * otherwise (TLS sockets, other streams) as ``memoryview`` slices of
+          the buffer, through ``sock.sendall``.
+
+        ``sock`` may be anything with ``sendall``; ``os.sendfile`` is used only
+        for a ``socket.socket`` that is not an ``ssl.SSLSocket``.  Errors of
+        the socket (reset, timeout) propagate; the body is then partly sent.
+
+        The body must be fresh: once iterated or sent, call :meth:`reset`
+        before sending it again (``ValueError`` otherwise).  After the call it
+        counts as exhausted, as after iterating it.
+        """
+        import inspect
+
+        if inspect.getgeneratorstate(self._blocks) != inspect.GEN_CREATED:  # type: ignore[arg-type]
+            raise ValueError(
+                "this body was already iterated or sent; call reset() to send it again"
+            )
+        self._blocks.close()  # type: ignore[attr-defined]
+        use_sendfile = sendfile and _is_plain_socket(sock)
+        sendall = sock.sendall
+        delimiter = self._delimiter
+        delimiter_line = delimiter + b"\r\n"
+        total, cb = self.total, self.cb
+        buffer: Optional[bytearray] = None
+        current = 0
+        # In-memory parts are gathered and sent together, up to a window.
+        pending: List[bytes] = []
+        pending_size = 0
+        for param in self.params:
+            if param.value is not None:
+                param._check_value(delimiter)
+                size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
+                if len(param.value) >= _SEND_WINDOW:
+                    # Sent from where it is rather than copied into a join.
+                    pending += (delimiter_line, param._headers)
+                    sendall(b"".join(pending))
+                    sendall(param.value)
+                    pending[:] = (b"\r\n",)
+                    pending_size = 2
+                else:
+                    pending += (delimiter_line, param._headers, param.value, b"\r\n")
+                    pending_size += size
+                current += size
+                if param.cb:
+                    param.cb(param, size, size)
+                if cb:
+                    cb(param, current, total)
+                if pending_size >= _SEND_WINDOW:
+                    sendall(b"".join(pending))
+                    pending.clear()
+                    pending_size = 0
+                continue
+            part_total = param._size(len(delimiter))
+            pending += (delimiter_line, param._headers)
+            sendall(b"".join(pending))
+            pending.clear()
+            part_current = len(delimiter_line) + len(param._headers)
+            current += part_current
+            if param.cb:
+                param.cb(param, part_current, part_total)
+            if cb:
+                cb(param, current, total)
+            if buffer is None:
+                buffer = bytearray(2 * _SEND_WINDOW)
+            for sent in param._write_file(sock, delimiter, buffer, use_sendfile):
+                part_current += sent
+                current += sent
+                if param.cb:
+                    param.cb(param, part_current, part_total)
+                if cb:
+                    cb(param, current, total)
+            pending.append(b"\r\n")
+            pending_size = 2
+            current += 2
+            if param.cb:
+                param.cb(param, part_total, part_total)
+        pending.append(delimiter + b"--\r\n")
+        sendall(b"".join(pending))
+        current += len(delimiter) + 4
+        if cb:
+            cb(None, current, total)
+        return current
 
 
 multipart_yielder = MultipartBody  # poster 0.8.1's name
@@ -716,3 +907,63 @@ def multipart_encode(
         "Content-Length": str(body.total),
     }
     return body, headers
+
+
+# -- sending on a socket (MultipartBody.write_to) -------------------------------
+
+#: Size of the windows in which write_to moves file content, in bytes.  Two
+#: windows of one buffer: one being sent while the next is read and scanned.
+_SEND_WINDOW = 256 * 1024
+
+
+def _is_plain_socket(sock: Any) -> bool:
+    """A TCP socket that ``os.sendfile`` can write to (not TLS)."""
+    import socket
+    import sys
+
+    if not hasattr(os, "sendfile") or not isinstance(sock, socket.socket):
+        return False
+    ssl = sys.modules.get("ssl")
+    return ssl is None or not isinstance(sock, ssl.SSLSocket)
+
+
+def _sendfile_source(fileobj: Any) -> Optional[int]:
+    """The descriptor of ``fileobj`` when it is a regular file ``os.sendfile`` reads."""
+    if not isinstance(fileobj, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
+        return None
+    try:
+        fd = fileobj.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (OSError, ValueError):
+        return None
+    return fd
+
+
+def _sendfile_all(sock: Any, fd: int, offset: int, count: int) -> bool:
+    """``os.sendfile`` ``count`` bytes of ``fd`` from ``offset`` to ``sock``.
+
+    Honours the socket's timeout for every wait (``TimeoutError``).  Returns
+    False when the file ends before ``count`` bytes were sent.
+    """
+    import select
+
+    timeout = sock.gettimeout()
+    out = sock.fileno()
+    poller = None
+    while count > 0:
+        try:
+            sent = os.sendfile(out, fd, offset, count)
+        except BlockingIOError:
+            # A socket with a timeout is non-blocking underneath.
+            if poller is None:
+                poller = select.poll()
+                poller.register(out, select.POLLOUT)
+            if not poller.poll(None if timeout is None else timeout * 1000):
+                raise TimeoutError("timed out") from None
+            continue
+        if sent == 0:
+            return False
+        offset += sent
+        count -= sent
+    return True

@@ -87,7 +87,7 @@ def parse_with_python_multipart(body: bytes, content_type: str) -> List[dict]:
         "on_part_begin": on_part_begin, "on_header_field": on_header_field,
         "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
+    }, max_header_size=1 << 20)
     for start in range(0, len(body), 7):
         parser.write(body[start:start + 7])
     parser.finalize()

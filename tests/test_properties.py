@@ -86,6 +86,11 @@ def _params(fields):
 
 @given(fields=html5_fields(), blocksize=blocksizes)
 def test_html5_round_trip_python_multipart(fields, blocksize):
+    # python-multipart splits header parameters by counting quotes, and takes
+    # the closing quote after an escaped backslash for an escaped quote: a
+    # name that ends in a backslash is misread there (werkzeug reads it right,
+    # see the next test).
+    assume(not any(f["filename"] is not None and f["name"].endswith("\\") for f in fields))
     datagen, headers = multipart_encode(_params(fields), blocksize=blocksize)
     parsed = parse_with_python_multipart(b"".join(datagen), headers["Content-Type"])
     assert len(parsed) == len(fields)

@@ -1,0 +1,116 @@
+"""Every encoding benchmark side by side, with a table of ratios.
+
+    python benchmarks/run_all.py [--rounds 7]
+
+Contenders of a case run one after the other within a round, in an order
+that rotates from round to round, so a slow phase of a noisy machine hits
+them alike.  A ratio is computed within each round (the peer's time over
+ours, or for the threads case the combined throughput of two threads over
+one) and the table shows the median of those ratios, next to each target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import statistics
+import sys
+import time
+from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cases  # noqa: E402
+import poster  # noqa: E402
+
+OURS = "poster (cython)"
+
+# (case, peer) -> the least acceptable median ratio (peer time / our time).
+TARGETS = {
+    ("bigfile", "bare readinto"): 0.7,
+    ("bigfile", "httpx"): 1.5,
+    ("bigfile", "requests-toolbelt"): 3.0,
+    ("bigfile", "poster (python)"): 1.3,
+    ("fields", "httpx"): 3.0,
+    ("fields", "urllib3"): 5.0,
+    ("fields", "poster (python)"): 3.0,
+    ("threads", "two threads / one"): 1.6,
+}
+MEMORY_LIMIT_KIB = 4 * 1024
+
+
+def timed(run) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def rounds_of(contenders: Dict[str, object], rounds: int) -> Dict[str, List[float]]:
+    """Times of every contender, ``rounds`` times, rotating the order."""
+    names = list(contenders)
+    for name in names:  # warm up: imports, caches, page cache
+        contenders[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            times[name].append(timed(contenders[name]))
+    return times
+
+
+def ratio_rows(case: str, times: Dict[str, List[float]], size_mib: float = 0) -> List[tuple]:
+    rows = []
+    for name, peer_times in times.items():
+        ratios = [peer / ours for peer, ours in zip(peer_times, times[OURS])]
+        median_time = statistics.median(peer_times)
+        rate = f"{size_mib / median_time:8.0f} MiB/s" if size_mib else ""
+        rows.append((case, name, median_time * 1000, rate, statistics.median(ratios), TARGETS.get((case, name))))
+    return rows
+
+
+def print_rows(rows: List[tuple]) -> None:
+    print(f"{'case':8} {'contender':20} {'median ms':>10} {'rate':>14} {'ours x':>8}  target")
+    for case, name, ms, rate, ratio, target in rows:
+        verdict = "" if target is None else f">= {target:<4} {'met' if ratio >= target else 'MISSED'}"
+        print(f"{case:8} {name:20} {ms:10.1f} {rate:>14} {ratio:8.2f}  {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(f"poster {poster.__version__}, backend {poster.BACKEND}, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, {datetime.datetime.now().isoformat(timespec='seconds')}")
+    saved = cases.poster.encode._impl
+    rows: List[tuple] = []
+    try:
+        big = cases.big_file()
+        mib = cases.BIG_FILE_SIZE / 2**20
+        rows += ratio_rows("bigfile", rounds_of(cases.bigfile_cases(big), args.rounds), mib)
+        rows += ratio_rows("fields", rounds_of(cases.fields_cases(), args.rounds))
+
+        second = cases.big_file(name="big2")
+        threads = rounds_of({
+            "one": cases.threaded_bigfiles([big]),
+            "two": cases.threaded_bigfiles([big, second]),
+        }, args.rounds)
+        ratios = [2 * one / two for one, two in zip(threads["one"], threads["two"])]
+        rows.append(("threads", "two threads / one", statistics.median(threads["two"]) * 1000,
+                     f"{2 * mib / statistics.median(threads['two']):8.0f} MiB/s",
+                     statistics.median(ratios), TARGETS[("threads", "two threads / one")]))
+    finally:
+        cases.poster.encode._impl = saved
+    print_rows(rows)
+
+    gib = cases.big_file(cases.MEMORY_FILE_SIZE, name="gib")
+    for backend in ("cython", "python"):
+        growth = cases.peak_rss_growth_kib(gib, backend)
+        verdict = "met" if growth <= MEMORY_LIMIT_KIB else "MISSED"
+        print(f"memory   peak RSS growth encoding 1 GiB, {backend:6}: {growth} KiB (<= {MEMORY_LIMIT_KIB} KiB {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

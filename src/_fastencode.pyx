@@ -1,0 +1,685 @@
+# cython: language_level=3
+"""The hot path of poster, compiled.
+
+The twin of ``poster/_fastencode_py.py``, which is the readable reference:
+both define the same names with the same signatures, give byte-identical
+results and raise the same errors for every input.  Here the loops over bytes
+run in C:
+
+* :class:`BoundaryScanner` finds a delimiter 16 offsets at a time (see
+  ``_fastencode_scan.h``) and releases the GIL while it scans a large block;
+* :func:`render_part_headers` copies names and filenames that need no
+  escaping straight from the ``str``'s ASCII storage;
+* :func:`read_block` has ``readinto`` fill the very ``bytes`` object it
+  returns (one copy, from the kernel), :func:`readinto_exact` fills a buffer
+  the caller reuses;
+* :func:`render_value_parts` renders a run of in-memory parts into one
+  ``bytes`` with a single allocation.
+
+Python-level errors are raised here, at the edge; the C helpers only report
+offsets and counts.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memmove, memset
+
+import base64
+import io
+import sys
+
+cdef extern from "_fastencode_scan.h":
+    Py_ssize_t poster_find(const unsigned char *data, Py_ssize_t n,
+                           const unsigned char *pattern, Py_ssize_t plen) nogil
+    void poster_scan_init()
+
+poster_scan_init()
+
+cdef extern from "Python.h":
+    # Spelled with PyObject* because the bytes a block is read into is
+    # resized in place, and _PyBytes_Resize needs the pointer itself.
+    PyObject *bytes_new_raw "PyBytes_FromStringAndSize"(const char *v, Py_ssize_t size) except NULL
+    int bytes_resize_raw "_PyBytes_Resize"(PyObject **obj, Py_ssize_t size) except -1
+    char *bytes_data_raw "PyBytes_AS_STRING"(PyObject *obj)
+    void decref_raw "Py_DECREF"(PyObject *obj)
+    object memoryview_from_memory "PyMemoryView_FromMemory"(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_WRITE
+    bint PyUnicode_IS_ASCII(object text)
+    const unsigned char *PyUnicode_1BYTE_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+__all__ = [
+    "BoundaryScanner",
+    "find_collision",
+    "render_part_headers",
+    "render_value_parts",
+    "read_block",
+    "readinto_exact",
+]
+
+# Blocks at least this long are scanned without the GIL: the scan then takes
+# far longer than handing the GIL over and back.
+cdef Py_ssize_t RELEASE_GIL_AT = 16384
+
+# The largest block read_block allocates, as in the twin.
+cdef object MAX_BLOCK = sys.maxsize // 2
+
+
+# ---------------------------------------------------------------------------
+# Boundary scanning
+
+
+cdef inline long long first_collision(const unsigned char *data, Py_ssize_t n,
+                                      const unsigned char *pattern, Py_ssize_t plen) noexcept nogil:
+    """The first collision offset in one whole content, or -1.
+
+    The same answer as a fresh BoundaryScanner fed the content at once: a
+    delimiter at offset 0 (the virtual LF before the content), else the first
+    LF + delimiter, whose delimiter starts one byte later.
+    """
+    cdef Py_ssize_t index
+    if n >= plen - 1 and memcmp(data, pattern + 1, plen - 1) == 0:
+        return 0
+    index = poster_find(data, n, pattern, plen)
+    return index + 1 if index >= 0 else -1
+
+
+cdef object check_delimiter(object delimiter):
+    if not isinstance(delimiter, bytes) or not delimiter:
+        raise ValueError("delimiter must be non-empty bytes")
+    return b"\n" + delimiter
+
+
+cdef object contiguous_bytes_owner(object block):
+    """An object exposing ``block``'s bytes as one C-contiguous buffer.
+
+    ``memoryview(block)`` raises the twin's TypeError for non-buffers; a
+    strided view is copied, as the twin's ``tobytes()`` does.
+    """
+    if isinstance(block, bytes):
+        return block
+    view = memoryview(block)
+    return view if view.c_contiguous else view.tobytes()
+
+
+cdef class BoundaryScanner:
+    """Finds ``delimiter`` at the start of a part's content or right after a LF.
+
+    Feed it the content block after block; :meth:`feed` returns the offset
+    (counted from the start of the content) where the first collision begins,
+    or -1.  The content is scanned as if a LF stood just before it, so a
+    delimiter at the very start is found like any other.  The last
+    ``len(delimiter)`` bytes seen are kept, so a delimiter split across two
+    blocks is found as well.  A scanner is not meant to be fed from two
+    threads at once.
+    """
+
+    cdef object _delimiter
+    cdef bytes _pattern              # LF + delimiter
+    cdef Py_ssize_t _keep            # len(_pattern) - 1: the tail kept between blocks
+    cdef unsigned char *_tail        # the last _tail_len bytes seen (_keep at most)
+    cdef Py_ssize_t _tail_len
+    cdef unsigned char *_edge        # scratch: the tail + the head of the next block
+    cdef long long _consumed
+    cdef long long _found
+
+    def __cinit__(self, *args, **kwargs):
+        self._tail = NULL
+        self._edge = NULL
+        self._found = -1
+
+    def __init__(self, delimiter):
+        pattern = check_delimiter(delimiter)
+        free(self._tail)
+        free(self._edge)
+        self._tail = NULL
+        self._edge = NULL
+        self._delimiter = delimiter
+        self._pattern = pattern
+        self._keep = PyBytes_GET_SIZE(pattern) - 1
+        self._tail = <unsigned char *>malloc(self._keep)
+        self._edge = <unsigned char *>malloc(2 * self._keep)
+        if self._tail == NULL or self._edge == NULL:
+            raise MemoryError()
+        self.reset()
+
+    def __dealloc__(self):
+        free(self._tail)
+        free(self._edge)
+
+    @property
+    def delimiter(self):
+        """The delimiter (``--`` + boundary) looked for."""
+        return self._delimiter
+
+    def reset(self):
+        """Start a new part: forget what was fed so far."""
+        if self._tail == NULL:
+            raise ValueError("BoundaryScanner was not initialised")
+        # The virtual LF that precedes the content; its offset is -1.
+        self._tail[0] = b"\n"
+        self._tail_len = 1
+        self._consumed = 0
+        self._found = -1
+
+    @property
+    def position(self):
+        """How many bytes of content have been fed since the last reset."""
+        return self._consumed
+
+    def feed(self, block):
+        """Scan the next block of content; return the first collision offset or -1.
+
+        Once a collision has been found, every later call returns the same
+        offset.
+        """
+        cdef Py_buffer view
+        if self._found >= 0:
+            return self._found
+        if self._tail == NULL:
+            raise ValueError("BoundaryScanner was not initialised")
+        owner = contiguous_bytes_owner(block)
+        PyObject_GetBuffer(owner, &view, PyBUF_SIMPLE)
+        try:
+            return self._scan(<const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef long long _scan(self, const unsigned char *data, Py_ssize_t n):
+        cdef const unsigned char *pattern = <const unsigned char *>PyBytes_AS_STRING(self._pattern)
+        cdef Py_ssize_t plen = self._keep + 1
+        cdef Py_ssize_t keep = self._keep
+        cdef Py_ssize_t head, index, total, drop
+        # A match that starts in the tail and ends in this block.
+        if self._tail_len:
+            head = n if n < keep else keep
+            memcpy(self._edge, self._tail, self._tail_len)
+            memcpy(self._edge + self._tail_len, data, head)
+            index = poster_find(self._edge, self._tail_len + head, pattern, plen)
+            if index >= 0:
+                self._found = self._consumed - self._tail_len + index + 1
+                return self._found
+        if n >= RELEASE_GIL_AT:
+            # ``data`` stays valid: the caller holds the buffer (or the bytes).
+            with nogil:
+                index = poster_find(data, n, pattern, plen)
+        else:
+            index = poster_find(data, n, pattern, plen)
+        if index >= 0:
+            self._found = self._consumed + index + 1
+            return self._found
+        # Keep the last ``keep`` bytes of (tail + block).
+        if n >= keep:
+            memcpy(self._tail, data + n - keep, keep)
+            self._tail_len = keep
+        else:
+            total = self._tail_len + n
+            drop = total - keep if total > keep else 0
+            memmove(self._tail, self._tail + drop, self._tail_len - drop)
+            memcpy(self._tail + self._tail_len - drop, data, n)
+            self._tail_len = total - drop
+        self._consumed += n
+        return -1
+
+
+def find_collision(delimiter, data):
+    """One-shot :class:`BoundaryScanner`: the first collision offset in ``data`` or -1."""
+    cdef Py_buffer view
+    pattern = check_delimiter(delimiter)
+    owner = contiguous_bytes_owner(data)
+    PyObject_GetBuffer(owner, &view, PyBUF_SIMPLE)
+    try:
+        return first_collision(<const unsigned char *>view.buf, view.len,
+                               <const unsigned char *>PyBytes_AS_STRING(pattern),
+                               PyBytes_GET_SIZE(pattern))
+    finally:
+        PyBuffer_Release(&view)
+
+
+# ---------------------------------------------------------------------------
+# Header rendering
+
+# Which ASCII characters each quoting copies unchanged.  A str made only of
+# those is copied byte for byte from its ASCII storage; anything else takes
+# the same route as the twin.
+cdef enum:
+    POSTER_NAME_PLAIN = 0       # printable ASCII but \ and "
+    POSTER_FILENAME_PLAIN = 1   # printable ASCII but \ ' and "
+    HTML5_PLAIN = 2             # ASCII but NUL, CR, LF, \ and "
+    PRINTABLE_ASCII = 3         # space to ~
+
+cdef unsigned char PLAIN[4][128]
+
+
+cdef void init_plain_tables() noexcept:
+    cdef int c
+    for c in range(128):
+        PLAIN[PRINTABLE_ASCII][c] = 0x20 <= c <= 0x7E
+        PLAIN[POSTER_NAME_PLAIN][c] = PLAIN[PRINTABLE_ASCII][c] and c != ord("\\") and c != ord('"')
+        PLAIN[POSTER_FILENAME_PLAIN][c] = PLAIN[POSTER_NAME_PLAIN][c] and c != ord("'")
+        PLAIN[HTML5_PLAIN][c] = (c != 0 and c != ord("\r") and c != ord("\n")
+                                 and c != ord('"') and c != ord("\\"))
+
+
+init_plain_tables()
+
+
+cdef bint all_plain(object text, int charset):
+    """Whether ``text`` is ASCII made only of ``charset``'s characters."""
+    cdef const unsigned char *chars
+    cdef Py_ssize_t i, n
+    if not PyUnicode_IS_ASCII(text):
+        return False
+    chars = PyUnicode_1BYTE_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    for i in range(n):
+        # An ASCII str holds only code points below 128: in the table.
+        if not PLAIN[charset][chars[i]]:
+            return False
+    return True
+
+
+cdef bytes ascii_bytes(object text):
+    """The bytes of an ASCII ``str`` (checked by all_plain), copied once."""
+    return PyBytes_FromStringAndSize(<const char *>PyUnicode_1BYTE_DATA(text),
+                                     PyUnicode_GET_LENGTH(text))
+
+
+cdef object as_text(object value, str what):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{what} {bytes(value)!r} is not valid UTF-8; pass it as str"
+            ) from None
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+cdef bytes utf8(object text, str what):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {text!r} cannot be encoded as UTF-8 ({exc.reason}); "
+            "remove the lone surrogate"
+        ) from None
+
+
+cdef bytes quote_name_poster(object name):
+    # poster 0.8.1 passed names through email.header.Header: see the twin.
+    if all_plain(name, POSTER_NAME_PLAIN):
+        return ascii_bytes(name)
+    if all_plain(name, PRINTABLE_ASCII):
+        return name.replace("\\", "\\\\").replace('"', '\\"').encode("ascii")
+    encoded = base64.b64encode(utf8(name, "name")).decode("ascii")
+    return f"=?utf-8?b?{encoded}?=".encode("ascii")
+
+
+cdef dict STRING_ESCAPES = {
+    ord("\\"): "\\\\",
+    ord("'"): "\\'",
+    ord('"'): '\\"',
+    ord("\t"): "\\t",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+}
+
+
+cdef bytes quote_filename_poster(object filename):
+    # poster 0.8.1: XML character references, then "string_escape": see the twin.
+    cdef Py_UCS4 char
+    cdef Py_ssize_t code
+    if all_plain(filename, POSTER_FILENAME_PLAIN):
+        return ascii_bytes(filename)
+    out = []
+    for char in filename:
+        code = char
+        if code > 0x7F:
+            out.append(f"&#{code};")
+        elif code in STRING_ESCAPES:
+            out.append(STRING_ESCAPES[code])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(char)
+    return "".join(out).encode("ascii")
+
+
+cdef bytes quote_html5(object text, str what):
+    # WHATWG multipart/form-data encoding escapes '"', CR and LF; a backslash
+    # is doubled so that parsers reading quoted strings keep it: see the twin.
+    if all_plain(text, HTML5_PLAIN):
+        return ascii_bytes(text)
+    if "\x00" in text:
+        raise ValueError(
+            f"{what} {text!r} contains a NUL character, which cannot be sent in "
+            "a header; remove it"
+        )
+    quoted = text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    return utf8(quoted, what)
+
+
+cdef bytes check_filetype(object filetype):
+    cdef Py_UCS4 char
+    if all_plain(filetype, PRINTABLE_ASCII):
+        return ascii_bytes(filetype)
+    for char in filetype:
+        if char < u" " or char == u"\x7f":
+            raise ValueError(
+                f"filetype {filetype!r} contains the control character "
+                f"{char!r}; a content type must be a single header-safe line "
+                "such as 'text/csv'"
+            )
+    return utf8(filetype, "filetype")
+
+
+def render_part_headers(name, filename=None, filetype=None, html5=False):
+    """The header lines of one part, after its delimiter line, up to and
+    including the blank line that ends them.
+
+    ``html5=False`` renders poster 0.8.1's bytes; ``html5=True`` what browsers
+    send.  ``name``, ``filename`` and ``filetype`` are ``str`` or UTF-8
+    ``bytes``; ``filename`` and ``filetype`` may be ``None``.
+    """
+    # str subclasses are kept as they are, as in the twin.
+    cdef object name_text = as_text(name, "name")
+    cdef object filename_text = None
+    cdef bytes ctype = None
+    if filename is not None:
+        filename_text = as_text(filename, "filename")
+    if filetype is not None:
+        ctype = check_filetype(as_text(filetype, "filetype"))
+
+    if html5:
+        pieces = [b'Content-Disposition: form-data; name="', quote_html5(name_text, "name"), b'"']
+        if filename_text is not None:
+            pieces += (b'; filename="', quote_html5(filename_text, "filename"), b'"')
+            if ctype is None:
+                ctype = b"application/octet-stream"
+    else:
+        pieces = [b'Content-Disposition: form-data; name="', quote_name_poster(name_text), b'"']
+        # poster 0.8.1 left out an empty filename.
+        if filename_text:
+            pieces += (b'; filename="', quote_filename_poster(filename_text), b'"')
+        if not ctype:
+            ctype = b"text/plain; charset=utf-8"
+
+    if ctype is None:
+        pieces.append(b"\r\n\r\n")
+    else:
+        pieces += (b"\r\nContent-Type: ", ctype, b"\r\n\r\n")
+    return b"".join(pieces)
+
+
+# ---------------------------------------------------------------------------
+# Runs of in-memory parts
+
+
+cdef Py_ssize_t clamp_index(object value, str what) except? -1:
+    """An int argument as a Py_ssize_t; larger ones act as PY_SSIZE_T_MAX."""
+    if not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value > PY_SSIZE_T_MAX:
+        return PY_SSIZE_T_MAX
+    if value < -PY_SSIZE_T_MAX:
+        return -PY_SSIZE_T_MAX
+    return value
+
+
+def render_value_parts(params, start, delimiter, limit):
+    """Render consecutive in-memory parts, ``params[start:stop]``, as one ``bytes``.
+
+    ``params`` is a list of objects with ``value`` (``bytes``, or ``None`` for
+    a file part) and ``_headers`` (the rendered header lines), as
+    ``MultipartParam`` has.  Each part is ``delimiter`` CRLF, the headers,
+    the value, CRLF.  Rendering stops at the end of ``params``, before a part
+    whose value is ``None``, before a part whose value holds a collision, and
+    after the part that brings the output to ``limit`` bytes or more.
+
+    Returns ``(rendered, stop, collision)``; ``collision`` is true when
+    ``params[stop]``'s value holds the delimiter.
+    """
+    cdef Py_ssize_t index, first, count, limit_size, plen, total, dlen
+    cdef long long found
+    cdef object param, value, headers
+    cdef char *out
+    if not isinstance(params, list):
+        raise TypeError(f"params must be a list, not {type(params).__name__}")
+    pattern = check_delimiter(delimiter)
+    first = clamp_index(start, "start")
+    if first < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    limit_size = clamp_index(limit, "limit")
+    if first >= PyList_GET_SIZE(params):
+        return b"", start, False
+
+    plen = PyBytes_GET_SIZE(pattern)
+    dlen = plen - 1
+    # The headers and values are held here while they are measured, so the
+    # copy below uses the very objects that were measured and checked.
+    pieces = []
+    total = 0
+    collision = False
+    index = first
+    # Re-read the length every time: a ``value`` property could change the list.
+    while index < PyList_GET_SIZE(params):
+        param = <object>PyList_GET_ITEM(params, index)
+        value = param.value
+        if value is None:
+            break
+        headers = param._headers
+        if not isinstance(value, bytes):
+            raise TypeError(f"part {index}: value must be bytes, not {type(value).__name__}")
+        if not isinstance(headers, bytes):
+            raise TypeError(f"part {index}: _headers must be bytes, not {type(headers).__name__}")
+        found = first_collision(<const unsigned char *>PyBytes_AS_STRING(value),
+                                PyBytes_GET_SIZE(value),
+                                <const unsigned char *>PyBytes_AS_STRING(pattern), plen)
+        if found >= 0:
+            collision = True
+            break
+        pieces.append(headers)
+        pieces.append(value)
+        total += dlen + 2 + PyBytes_GET_SIZE(headers) + PyBytes_GET_SIZE(value) + 2
+        index += 1
+        if total >= limit_size:
+            break
+
+    rendered = PyBytes_FromStringAndSize(NULL, total)
+    out = PyBytes_AS_STRING(rendered)
+    cdef const char *delimiter_data = PyBytes_AS_STRING(pattern) + 1
+    cdef Py_ssize_t i
+    for i in range(0, PyList_GET_SIZE(pieces), 2):
+        headers = <object>PyList_GET_ITEM(pieces, i)
+        value = <object>PyList_GET_ITEM(pieces, i + 1)
+        memcpy(out, delimiter_data, dlen)
+        out += dlen
+        out[0] = b"\r"
+        out[1] = b"\n"
+        out += 2
+        memcpy(out, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
+        out += PyBytes_GET_SIZE(headers)
+        memcpy(out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+        out += PyBytes_GET_SIZE(value)
+        out[0] = b"\r"
+        out[1] = b"\n"
+        out += 2
+    return rendered, start + (index - first), collision
+
+
+# ---------------------------------------------------------------------------
+# Moving file content
+
+
+cdef object non_blocking_error(object fileobj, str method):
+    return TypeError(
+        f"{type(fileobj).__name__}.{method}() returned None: non-blocking files "
+        "cannot be streamed; pass a blocking binary file"
+    )
+
+
+cdef Py_ssize_t checked_count(object fileobj, object count, Py_ssize_t asked) except -1:
+    """What ``readinto`` returned, as a byte count in 0..asked."""
+    if count is None:
+        raise non_blocking_error(fileobj, "readinto")
+    if not isinstance(count, int):
+        raise TypeError(
+            f"{type(fileobj).__name__}.readinto() returned {type(count).__name__}, not int"
+        )
+    if count < 0 or count > asked:
+        raise ValueError(
+            f"{type(fileobj).__name__}.readinto() returned {count} for a "
+            f"buffer of {asked} bytes"
+        )
+    return count
+
+
+cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
+    """What ``read`` returned, as bytes of at most ``asked`` bytes."""
+    if chunk is None:
+        raise non_blocking_error(fileobj, "read")
+    if not isinstance(chunk, bytes):
+        if isinstance(chunk, str):
+            raise TypeError(
+                f"{type(fileobj).__name__} returned str: open the file in binary "
+                "mode ('rb')"
+            )
+        chunk = bytes(chunk)
+    if PyBytes_GET_SIZE(chunk) > asked:
+        raise ValueError(
+            f"{type(fileobj).__name__}.read({asked}) returned "
+            f"{PyBytes_GET_SIZE(chunk)} bytes"
+        )
+    return chunk
+
+
+# Built-in file objects write exactly the count their readinto() returns.
+# For anything else the block is zeroed first, so a readinto() that
+# overstates its count cannot put stale heap memory on the wire (the twin's
+# bytearray starts zeroed as well).
+cdef tuple EXACT_READERS = (io.FileIO, io.BufferedReader, io.BufferedRandom, io.BytesIO)
+
+
+cdef Py_ssize_t checked_size(object size) except -1:
+    if not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0 or size > MAX_BLOCK:
+        raise ValueError(f"size must be between 0 and {MAX_BLOCK}, got {size}")
+    return size
+
+
+cdef bytes read_with_read(object fileobj, Py_ssize_t size):
+    """``read`` until ``size`` bytes came or it returns ``b""``."""
+    cdef bytes block = checked_chunk(fileobj, fileobj.read(size), size)
+    cdef Py_ssize_t got = PyBytes_GET_SIZE(block)
+    if got == size or got == 0:
+        return block
+    pieces = [block]
+    while got < size:
+        more = checked_chunk(fileobj, fileobj.read(size - got), size - got)
+        if not more:
+            break
+        pieces.append(more)
+        got += PyBytes_GET_SIZE(more)
+    return b"".join(pieces)
+
+
+cdef Py_ssize_t fill_from_readinto(object fileobj, object readinto, char *buffer,
+                                   Py_ssize_t size) except -1:
+    """Call ``readinto`` on views of ``buffer`` until it is full or at end of file.
+
+    Each view is released right after the call, so a ``readinto`` that kept
+    it can no longer write through it.
+    """
+    cdef Py_ssize_t got = 0, count
+    while got < size:
+        view = memoryview_from_memory(buffer + got, size - got, PyBUF_WRITE)
+        try:
+            result = readinto(view)
+        finally:
+            view.release()
+        count = checked_count(fileobj, result, size - got)
+        if count == 0:
+            break
+        got += count
+    return got
+
+
+def read_block(fileobj, size):
+    """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
+
+    With ``readinto`` the bytes land straight in the returned object; short
+    reads (pipes, raw files) are retried until ``size`` bytes have come or
+    the file ends.  Objects without ``readinto`` are read with ``read``.
+    """
+    cdef Py_ssize_t n = checked_size(size)
+    cdef Py_ssize_t got
+    cdef PyObject *raw
+    if n == 0:
+        return b""
+    readinto = getattr(fileobj, "readinto", None)
+    if readinto is None:
+        return read_with_read(fileobj, n)
+    raw = bytes_new_raw(NULL, n)
+    if type(fileobj) not in EXACT_READERS:
+        memset(bytes_data_raw(raw), 0, n)
+    # ``raw`` is owned here until it is returned: nobody else has seen it,
+    # so it can be filled and resized in place.
+    try:
+        got = fill_from_readinto(fileobj, readinto, bytes_data_raw(raw), n)
+    except BaseException:
+        decref_raw(raw)
+        raise
+    if got < n:
+        bytes_resize_raw(&raw, got)  # frees ``raw`` itself when it fails
+    result = <object>raw  # a new reference ...
+    decref_raw(raw)       # ... so the creation's one is given up
+    return result
+
+
+cdef object writable_bytes_view(object buffer):
+    """A 1-D, writable, unsigned-byte view of ``buffer``; ``buffer`` itself when it is one."""
+    if type(buffer) is memoryview:
+        view = buffer
+        if not view.readonly and view.ndim == 1 and view.format == "B" and view.c_contiguous:
+            return view
+    else:
+        view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError(f"buffer must be writable, not a read-only {type(buffer).__name__}")
+    if not view.c_contiguous:
+        raise ValueError("buffer must be C-contiguous")
+    return view.cast("B")
+
+
+def readinto_exact(fileobj, buffer):
+    """Fill the writable ``buffer`` from ``fileobj``; return the byte count.
+
+    Fewer than ``len(buffer)`` bytes only at end of file.  Objects without
+    ``readinto`` are read with ``read``.  A ``memoryview`` of unsigned bytes
+    is used as it is: the usual call allocates nothing.
+    """
+    cdef Py_ssize_t size, got = 0, count
+    view = writable_bytes_view(buffer)
+    size = len(view)
+    readinto = getattr(fileobj, "readinto", None)
+    while got < size:
+        if readinto is not None:
+            result = readinto(view if got == 0 else view[got:])
+            count = checked_count(fileobj, result, size - got)
+        else:
+            chunk = checked_chunk(fileobj, fileobj.read(size - got), size - got)
+            count = PyBytes_GET_SIZE(chunk)
+            view[got:got + count] = chunk
+        if count == 0:
+            break
+        got += count
+    return got

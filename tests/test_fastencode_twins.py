@@ -1,0 +1,412 @@
+"""The two twins of the hot path agree, on every input.
+
+Every check runs the pure-Python reference (``poster._fastencode_py``) and
+each available backend on the same random input and compares the results:
+the same bytes and values, or the same exception type and message.  The
+boundary scanners are also held against a brute-force oracle, so the checks
+mean something even where only the reference is installed.
+"""
+
+import io
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+
+from poster import _fastencode_py as reference
+
+from conftest import BACKENDS
+
+TWINS = [BACKENDS[name] for name in sorted(BACKENDS)]
+
+
+@pytest.fixture
+def backend():
+    """These tests take both twins themselves: run each once, not per backend."""
+    return None
+
+
+def outcome(call, *args):
+    """What ``call(*args)`` gives: ("ok", result) or ("raised", type, message)."""
+    try:
+        return ("ok", call(*args))
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+
+
+def same_everywhere(name, *args):
+    """Call ``name`` on every twin with ``args``; assert one outcome, return it."""
+    expected = outcome(getattr(reference, name), *args)
+    for twin in TWINS:
+        assert outcome(getattr(twin, name), *args) == expected, twin.__name__
+    return expected
+
+
+# ---------------------------------------------------------------------------
+# Boundary scanning
+
+
+def oracle(delimiter: bytes, content: bytes) -> int:
+    """The first offset holding ``delimiter`` at the start or right after a LF."""
+    for offset in range(len(content)):
+        if content.startswith(delimiter, offset) and (offset == 0 or content[offset - 1] == 0x0A):
+            return offset
+    return -1
+
+
+# Small alphabets make delimiters, LFs and near misses common.
+delimiters = st.binary(min_size=1, max_size=40).map(lambda b: b"--" + b) | st.sampled_from(
+    [b"-", b"--", b"--a", b"\n", b"--\n--", b"--0123456789abcdef0123456789abcdef"]
+)
+
+
+@st.composite
+def contents_with_delimiters(draw, delimiter):
+    pieces = draw(st.lists(
+        st.sampled_from([b"\n", b"-", b"\r\n", delimiter, delimiter[:-1], b"\n" + delimiter])
+        | st.binary(max_size=40),
+        max_size=30,
+    ))
+    return b"".join(pieces)
+
+
+@st.composite
+def split_content(draw):
+    delimiter = draw(delimiters)
+    content = draw(contents_with_delimiters(delimiter))
+    cuts = sorted(draw(st.lists(st.integers(0, len(content)), max_size=12)))
+    blocks = [content[a:b] for a, b in zip([0] + cuts, cuts + [len(content)])]
+    wrap = draw(st.sampled_from([bytes, bytearray, memoryview]))
+    return delimiter, content, [wrap(block) for block in blocks]
+
+
+@given(split_content())
+def test_scanners_agree_block_by_block(case):
+    delimiter, content, blocks = case
+    scanners = [reference.BoundaryScanner(delimiter)] + [t.BoundaryScanner(delimiter) for t in TWINS]
+    for block in blocks:
+        results = {(s.feed(block), s.position) for s in scanners}
+        assert len(results) == 1, results
+    found = {s.feed(b"") for s in scanners}
+    assert found == {oracle(delimiter, content)}
+    for scanner in scanners:
+        assert scanner.delimiter == delimiter
+        scanner.reset()
+        assert scanner.position == 0
+        assert scanner.feed(content) == oracle(delimiter, content)
+
+
+@given(st.data())
+def test_find_collision_agrees_with_the_oracle(data):
+    delimiter = data.draw(delimiters)
+    content = data.draw(contents_with_delimiters(delimiter))
+    assert same_everywhere("find_collision", delimiter, content) == ("ok", oracle(delimiter, content))
+
+
+def test_scanner_on_large_blocks_releases_nothing_wrong():
+    # Blocks past the size scanned without the GIL, a delimiter in each place
+    # that matters: at the start, across an edge, at the very end.
+    delimiter = b"--0123456789abcdef0123456789abcdef"
+    block = bytes(range(256)) * 1024
+    for content in (
+        delimiter + block,
+        block + b"\n" + delimiter + block,
+        block[:-5] + b"\n" + delimiter + block,
+        block * 2 + b"\n" + delimiter,
+        block * 3,
+    ):
+        expected = oracle(delimiter, content)
+        for size in (len(block), 100_000, 65_536):
+            results = set()
+            for twin in [reference] + TWINS:
+                scanner = twin.BoundaryScanner(delimiter)
+                result = -1
+                for start in range(0, len(content), size):
+                    result = scanner.feed(content[start:start + size])
+                results.add(result)
+            assert results == {expected}
+
+
+bad_arguments = [None, "", "text", 3, 3.5, b"", bytearray(b"--a"), memoryview(b"--a"), object()]
+
+
+@pytest.mark.parametrize("delimiter", bad_arguments + [b"--a"], ids=repr)
+@pytest.mark.parametrize("data", bad_arguments + [b"x\n--a", memoryview(b"ab\n--a\n")[::2]], ids=repr)
+def test_scanner_argument_errors_agree(delimiter, data):
+    same_everywhere("find_collision", delimiter, data)
+    made = [outcome(twin.BoundaryScanner, delimiter)[0::2] for twin in [reference] + TWINS]
+    assert len(set(made)) == 1, made
+    if made[0] == ("ok",):
+        expected = outcome(reference.BoundaryScanner(delimiter).feed, data)
+        for twin in TWINS:
+            assert outcome(twin.BoundaryScanner(delimiter).feed, data) == expected
+
+
+# ---------------------------------------------------------------------------
+# Header quoting
+
+# Every kind of character the quoting treats differently.
+header_text = st.text(
+    st.sampled_from('aZ09 -_.~"\\\'\t\r\n\x00\x01\x1f\x7f\x80\xe9\u20ac\U0001f600\ud800')
+    | st.characters(),
+    max_size=20,
+)
+header_values = st.none() | header_text | header_text.map(lambda t: t.encode("utf-8", "surrogatepass")) \
+    | st.binary(max_size=10) | st.sampled_from([3, bytearray(b"ab"), memoryview(b"cd"), ""])
+
+
+@given(name=header_values, filename=header_values, filetype=header_values, html5=st.sampled_from([False, True, 0, 1, "", "x"]))
+def test_render_part_headers_agree(name, filename, filetype, html5):
+    same_everywhere("render_part_headers", name, filename, filetype, html5)
+
+
+@pytest.mark.parametrize("html5", [False, True])
+@pytest.mark.parametrize("text", [
+    "field", "", " lead", "a\"b", "back\\slash", "it's", "tab\there", "cr\rlf\n", "nul\x00",
+    "\x7f", "caf\u00e9", "\u20ac", "\U0001f600", "\ud800", "x" * 200,
+])
+def test_render_part_headers_examples_agree(text, html5):
+    for filetype in (None, "text/csv", text):
+        same_everywhere("render_part_headers", text, text, filetype, html5)
+        same_everywhere("render_part_headers", text, None, filetype, html5)
+
+
+class StrSubclass(str):
+    pass
+
+
+def test_render_part_headers_takes_str_subclasses():
+    outcome = same_everywhere("render_part_headers", StrSubclass("na\"me"), StrSubclass("f.txt"),
+                              StrSubclass("text/csv"), True)
+    assert outcome == ("ok", b'Content-Disposition: form-data; name="na%22me"; filename="f.txt"\r\n'
+                             b"Content-Type: text/csv\r\n\r\n")
+
+
+# ---------------------------------------------------------------------------
+# Runs of in-memory parts
+
+
+class Part:
+    """What render_value_parts reads from a MultipartParam."""
+
+    def __init__(self, value, headers):
+        self.value = value
+        self._headers = headers
+
+    def __repr__(self):
+        return f"Part({self.value!r}, {self._headers!r})"
+
+
+part_values = st.none() | st.binary(max_size=60) | st.sampled_from(
+    [b"--b", b"x\n--b", b"--", "text", bytearray(b"ba")]
+)
+part_headers = st.sampled_from([b"H: 1\r\n\r\n", b"", b"Content-Disposition: x\r\n\r\n", "str"])
+
+
+@given(
+    values=st.lists(st.tuples(part_values, part_headers), max_size=12),
+    start=st.integers(-2, 14),
+    limit=st.integers(-5, 400) | st.sampled_from([2**70, -(2**70)]),
+    delimiter=st.sampled_from([b"--b", b"--", b"-", b"--boundary"]),
+)
+def test_render_value_parts_agree(values, start, limit, delimiter):
+    params = [Part(value, headers) for value, headers in values]
+    result = same_everywhere("render_value_parts", params, start, delimiter, limit)
+    if result[0] == "ok" and start >= 0:
+        rendered, stop, collision = result[1]
+        expected = b"".join(
+            delimiter + b"\r\n" + p._headers + p.value + b"\r\n" for p in params[start:stop]
+        )
+        assert rendered == expected
+        if collision:
+            assert reference.find_collision(delimiter, params[stop].value) >= 0
+
+
+@pytest.mark.parametrize("args", [
+    ((), 0, b"--b", 10),
+    ([], "0", b"--b", 10),
+    ([], 0, b"--b", None),
+    ([], 0, "--b", 10),
+    ([], 2**70, b"--b", 10),
+    ([Part(b"v", b"h")], True, b"--b", 10),
+    ([object()], 0, b"--b", 10),
+], ids=repr)
+def test_render_value_parts_argument_errors_agree(args):
+    same_everywhere("render_value_parts", *args)
+
+
+# ---------------------------------------------------------------------------
+# Moving file content
+
+
+class ReadOnly:
+    """A file-like object with only read(), returning at most ``chunk`` bytes a call."""
+
+    def __init__(self, data, chunk):
+        self._data = io.BytesIO(data)
+        self._chunk = chunk
+
+    def read(self, size=-1):
+        if size < 0:
+            size = self._chunk
+        return self._data.read(min(size, self._chunk))
+
+
+class ShortReadinto:
+    """readinto() that fills at most ``chunk`` bytes a call, as a pipe would."""
+
+    def __init__(self, data, chunk):
+        self._data = io.BytesIO(data)
+        self._chunk = chunk
+
+    def readinto(self, buffer):
+        with memoryview(buffer) as view:
+            return self._data.readinto(view[: self._chunk])
+
+    def read(self, size=-1):
+        raise AssertionError("read() must not be called when readinto() exists")
+
+
+def make_sources(kind, data, chunk, tmp_path):
+    """Two independent file objects of ``kind`` holding ``data``."""
+    if kind == "bytesio":
+        return [io.BytesIO(data) for _ in range(2)]
+    if kind == "readonly":
+        return [ReadOnly(data, chunk) for _ in range(2)]
+    if kind == "short-readinto":
+        return [ShortReadinto(data, chunk) for _ in range(2)]
+    path = tmp_path / "content"
+    path.write_bytes(data)
+    if kind == "fileio":
+        return [io.FileIO(path, "rb") for _ in range(2)]
+    return [open(path, "rb") for _ in range(2)]
+
+
+source_kinds = st.sampled_from(["bytesio", "readonly", "short-readinto", "fileio", "buffered"])
+
+
+@given(kind=source_kinds, data=st.binary(max_size=3000), chunk=st.integers(1, 700),
+       sizes=st.lists(st.integers(0, 1500), min_size=1, max_size=8))
+def test_read_block_agrees(tmp_path_factory, kind, data, chunk, sizes):
+    for twin in TWINS:
+        ours, theirs = make_sources(kind, data, chunk, tmp_path_factory.mktemp("f"))
+        try:
+            for size in sizes:
+                expected = outcome(reference.read_block, ours, size)
+                assert outcome(twin.read_block, theirs, size) == expected
+                assert expected[0] == "ok"
+                assert len(expected[1]) == min(size, len(data))
+                data_left = data[len(expected[1]):]
+                data = data_left
+        finally:
+            for f in (ours, theirs):
+                getattr(f, "close", lambda: None)()
+
+
+@given(kind=source_kinds, data=st.binary(max_size=3000), chunk=st.integers(1, 700),
+       sizes=st.lists(st.integers(0, 1500), min_size=1, max_size=8),
+       wrap=st.sampled_from(["bytearray", "memoryview", "slice", "array"]))
+def test_readinto_exact_agrees(tmp_path_factory, kind, data, chunk, sizes, wrap):
+    import array
+
+    for twin in TWINS:
+        sources = make_sources(kind, data, chunk, tmp_path_factory.mktemp("f"))
+        try:
+            filled = []
+            for module, source in zip((reference, twin), sources):
+                results = []
+                for size in sizes:
+                    if wrap == "array":
+                        buffer = array.array("B", bytes(size))
+                    else:
+                        buffer = bytearray(size + 3)
+                        if wrap == "memoryview":
+                            buffer = memoryview(buffer)[:size]
+                        elif wrap == "slice":
+                            buffer = memoryview(buffer)[1:size + 1]
+                        else:
+                            buffer = buffer[:size]
+                    count = module.readinto_exact(source, buffer)
+                    results.append((count, bytes(buffer)[:count]))
+                filled.append(results)
+            assert filled[0] == filled[1]
+            got = b"".join(chunk for _, chunk in filled[0])
+            assert got == data[: len(got)]
+        finally:
+            for f in sources:
+                getattr(f, "close", lambda: None)()
+
+
+class Misbehaving:
+    """A file object whose read()/readinto() return ``result``."""
+
+    def __init__(self, result, with_readinto):
+        self._result = result
+        if with_readinto:
+            self.readinto = lambda buffer: self._result
+
+    def read(self, size=-1):
+        return self._result
+
+
+@pytest.mark.parametrize("with_readinto", [False, True])
+@pytest.mark.parametrize("result", [None, "text", -1, 10**6, 2.5, b"x" * 100, bytearray(b"ab"), True], ids=repr)
+def test_misbehaving_files_raise_the_same_errors(result, with_readinto):
+    for size in (0, 1, 8):
+        expected = outcome(reference.read_block, Misbehaving(result, with_readinto), size)
+        for twin in TWINS:
+            assert outcome(twin.read_block, Misbehaving(result, with_readinto), size) == expected
+        expected = outcome(reference.readinto_exact, Misbehaving(result, with_readinto), bytearray(size))
+        for twin in TWINS:
+            assert outcome(twin.readinto_exact, Misbehaving(result, with_readinto), bytearray(size)) == expected
+
+
+@pytest.mark.parametrize("size", [-1, "8", 8.0, None, 2**70, True], ids=repr)
+def test_read_block_size_errors_agree(size):
+    for twin in TWINS:
+        assert outcome(twin.read_block, io.BytesIO(b"abc"), size) == \
+            outcome(reference.read_block, io.BytesIO(b"abc"), size)
+
+
+@pytest.mark.parametrize("buffer", [
+    b"abc", memoryview(b"abc"), "abc", None, 3, memoryview(bytearray(8))[::2],
+    memoryview(bytearray(8)).cast("I"), memoryview(bytearray(6)).cast("B", (2, 3)),
+], ids=repr)
+def test_readinto_exact_buffer_errors_agree(buffer):
+    expected = outcome(reference.readinto_exact, io.BytesIO(b"abcdefgh"), buffer)
+    for twin in TWINS:
+        assert outcome(twin.readinto_exact, io.BytesIO(b"abcdefgh"), buffer) == expected
+
+
+def test_read_block_view_is_released_after_readinto():
+    # A readinto() that keeps the view it was given cannot write through it
+    # later: the bytes it filled are immutable once returned.
+    kept = []
+
+    class Keeper(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            kept.append(buffer)
+            buffer[:3] = b"abc"
+            return 3
+
+    for twin in [reference] + TWINS:
+        kept.clear()
+        block = twin.read_block(Keeper(), 3)
+        assert block == b"abc"
+        with pytest.raises(ValueError):
+            kept[0][:1] = b"z"
+        assert block == b"abc"
+
+
+def test_read_block_from_a_pipe_gathers_short_reads():
+    for twin in [reference] + TWINS:
+        read_end, write_end = os.pipe()
+        with open(read_end, "rb", buffering=0) as reader, open(write_end, "wb", buffering=0) as writer:
+            writer.write(b"0123456789")
+            writer.close()
+            assert twin.read_block(reader, 4) == b"0123"
+            assert twin.read_block(reader, 100) == b"456789"
+            assert twin.read_block(reader, 100) == b""

@@ -68,6 +68,10 @@ def TestOneInput(data: bytes) -> None:
         filename = clean(fdp.ConsumeUnicode(fdp.ConsumeIntInRange(1, 20))) if fdp.ConsumeBool() else None
         if filename is not None and (filename[1:3] == ":\\" or filename.startswith("\\\\")):
             filename = "f" + filename  # python-multipart reads these as Windows paths
+        if filename is not None and name.endswith("\\"):
+            # python-multipart splits parameters by counting quotes and takes
+            # the quote after an escaped backslash for an escaped quote.
+            name += "_"
         fields.append((name, filename, fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2000))))
     blocksize = fdp.ConsumeIntInRange(1, 4096)
     results = {}

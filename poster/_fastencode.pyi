@@ -8,6 +8,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "read_block",
+    "BlockReader",
     "readinto_exact",
 ]
 
@@ -28,4 +29,8 @@ def render_value_parts(
     params: List[Any], start: int, delimiter: bytes, limit: int
 ) -> Tuple[bytes, int, bool]: ...
 def read_block(fileobj: Any, size: int) -> bytes: ...
+
+class BlockReader:
+    def read(self, fileobj: Any, size: int) -> bytes: ...
+
 def readinto_exact(fileobj: Any, buffer: Any) -> int: ...

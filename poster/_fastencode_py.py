@@ -27,6 +27,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "read_block",
+    "BlockReader",
     "readinto_exact",
 ]
 
@@ -414,6 +415,19 @@ def read_block(fileobj: Any, size: int) -> bytes:
         got = _fill_from_readinto(fileobj, readinto, view)
     del buffer[got:]
     return bytes(buffer)
+
+
+class BlockReader:
+    """Reads file content block after block, as :func:`read_block` does.
+
+    The compiled twin recycles a ``bytes`` it returned once nothing but the
+    reader holds it any more, so a long file does not cost a fresh
+    allocation (and fresh pages) per block; here every block is new.
+    """
+
+    def read(self, fileobj: Any, size: int) -> bytes:
+        """``read_block(fileobj, size)``."""
+        return read_block(fileobj, size)
 
 
 def _writable_bytes_view(buffer: Any) -> memoryview:

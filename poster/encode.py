@@ -228,6 +228,11 @@ class MultipartParam:
     (what browsers send).
     """
 
+    __slots__ = (
+        "name", "value", "filename", "filetype", "filesize", "fileobj", "cb", "style",
+        "_headers", "_path", "_start", "_size_given", "_consumed",
+    )
+
     def __init__(
         self,
         name: Union[str, bytes],
@@ -244,13 +249,15 @@ class MultipartParam:
             raise ValueError(f"style must be 'poster' or 'html5', not {style!r}")
         if value is not None and fileobj is not None:
             raise ValueError("Only one of value or fileobj may be specified")
-        self.name = _as_text(name, "name")
-        self.filename = None if filename is None else _as_text(filename, "filename")
-        self.filetype = None if filetype is None else _as_text(filetype, "filetype")
+        # The common types are taken as they are: many small fields are made
+        # by the thousand, so the checks below stay off their path.
+        self.name = name if type(name) is str else _as_text(name, "name")
+        self.filename = filename if filename is None or type(filename) is str else _as_text(filename, "filename")
+        self.filetype = filetype if filetype is None or type(filetype) is str else _as_text(filetype, "filetype")
         self.style = style
         self.cb = cb
         self.fileobj = fileobj
-        self.value: Optional[bytes] = None if value is None else _as_bytes(value)
+        self.value: Optional[bytes] = value if value is None or type(value) is bytes else _as_bytes(value)
         # The part's header lines, rendered (and validated) once.
         self._headers: bytes = _impl.render_part_headers(
             self.name, self.filename, self.filetype, style == "html5"
@@ -340,7 +347,9 @@ class MultipartParam:
                 raise TypeError(
                     f"params must be (name, value) pairs or MultipartParam objects, got {item!r}"
                 ) from None
-            if isinstance(value, cls):
+            if type(value) is str or type(value) is bytes:  # the common case, first
+                result.append(cls(name, value, style=style))
+            elif isinstance(value, cls):
                 if value.name != _as_text(name, "name"):
                     raise ParamNameMismatchError(
                         f"MultipartParam named {value.name!r} was given under the name {name!r}"
@@ -479,8 +488,9 @@ class MultipartParam:
                     "already read; call reset() before encoding it again"
                 )
             pending: Optional[bytes] = None
+            reader = _impl.BlockReader()
             while remaining > 0:
-                block = _impl.read_block(fileobj, min(blocksize, remaining))
+                block = reader.read(fileobj, min(blocksize, remaining))
                 if not block:
                     raise ContentSizeError(
                         f"part {self.name!r}: the file ended after {expected - remaining} "

@@ -59,6 +59,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "read_block",
+    "BlockReader",
     "readinto_exact",
 ]
 
@@ -643,6 +644,122 @@ def read_block(fileobj, size):
     result = <object>raw  # a new reference ...
     decref_raw(raw)       # ... so the creation's one is given up
     return result
+
+
+cdef extern from *:
+    """
+    /* A bytes object may be written again only while its reader is its sole
+       owner, and only where the interpreter's reference counts say so
+       plainly (not in free-threaded builds).  Its cached hash is forgotten. */
+    static int poster_can_recycle(PyObject *o) {
+    #if defined(Py_GIL_DISABLED) || PY_VERSION_HEX >= 0x030E0000
+        (void)o;
+        return 0;
+    #else
+        return Py_REFCNT(o) == 1;
+    #endif
+    }
+    static void poster_forget_hash(PyObject *o) {
+    #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+        ((PyBytesObject *)o)->ob_shash = -1;
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+    #else
+        (void)o;
+    #endif
+    }
+    """
+    bint poster_can_recycle(PyObject *o)
+    void poster_forget_hash(PyObject *o)
+    void incref_raw "Py_INCREF"(PyObject *obj)
+
+
+# How many returned blocks a BlockReader keeps for reuse: the consumer's
+# loop variable still holds the last block when the next is asked for, and
+# the body holds one block back to scan the next, so fewer would rarely hit.
+cdef enum:
+    RECYCLE_SLOTS = 4
+
+
+cdef class BlockReader:
+    """Reads file content block after block, as :func:`read_block` does.
+
+    A full block is kept after it is returned; once nothing but this reader
+    holds it any more (the consumer sent it and let it go), the next read of
+    the same size fills that very object again instead of allocating one.
+    That spares the allocator, and the kernel the page faults of fresh
+    memory, on every block of a long file.
+    """
+
+    cdef PyObject *slots[RECYCLE_SLOTS]   # owned references, or NULL
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(RECYCLE_SLOTS):
+            if self.slots[i] != NULL:
+                decref_raw(self.slots[i])
+                self.slots[i] = NULL
+
+    cdef PyObject *take_recycled(self, Py_ssize_t n):
+        """A kept block of ``n`` bytes nobody else holds (a new reference), or NULL."""
+        cdef int i
+        cdef PyObject *candidate
+        for i in range(RECYCLE_SLOTS):
+            candidate = self.slots[i]
+            if candidate != NULL and PyBytes_GET_SIZE(<object>candidate) == n and poster_can_recycle(candidate):
+                incref_raw(candidate)
+                poster_forget_hash(candidate)
+                return candidate
+        return NULL
+
+    cdef void keep(self, PyObject *block):
+        """Keep ``block`` for reuse, in a free slot or in place of one nobody else holds."""
+        cdef int i
+        for i in range(RECYCLE_SLOTS):
+            if self.slots[i] == NULL or poster_can_recycle(self.slots[i]):
+                incref_raw(block)
+                if self.slots[i] != NULL:
+                    decref_raw(self.slots[i])
+                self.slots[i] = block
+                return
+
+    def read(self, fileobj, size):
+        """``read_block(fileobj, size)``, into a recycled block when one is free."""
+        cdef Py_ssize_t n = checked_size(size)
+        cdef Py_ssize_t got
+        cdef PyObject *raw
+        cdef bint recycled
+        if n == 0:
+            return b""
+        readinto = getattr(fileobj, "readinto", None)
+        if readinto is None:
+            return read_with_read(fileobj, n)
+        raw = self.take_recycled(n)
+        recycled = raw != NULL
+        if not recycled:
+            raw = bytes_new_raw(NULL, n)
+        if type(fileobj) not in EXACT_READERS:
+            memset(bytes_data_raw(raw), 0, n)
+        try:
+            got = fill_from_readinto(fileobj, readinto, bytes_data_raw(raw), n)
+        except BaseException:
+            decref_raw(raw)
+            raise
+        if got == n:
+            if not recycled:
+                self.keep(raw)
+            result = <object>raw
+            decref_raw(raw)
+            return result
+        # A short (last) block: handed out on its own, never kept.
+        result = PyBytes_FromStringAndSize(bytes_data_raw(raw), got)
+        decref_raw(raw)
+        return result
 
 
 cdef object writable_bytes_view(object buffer):

@@ -18,7 +18,7 @@ if os.environ.get("POSTER_NO_EXTENSIONS", "") not in ("", "0"):
     impl, BACKEND = _fastencode_py, "python"
 else:
     try:
-        from poster import _fastencode as impl  # type: ignore[attr-defined,no-redef]
+        from poster import _fastencode as impl
     except ImportError:
         impl, BACKEND = _fastencode_py, "python"
     else:

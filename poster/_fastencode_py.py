@@ -351,7 +351,7 @@ def _checked_chunk(fileobj: Any, chunk: Any, asked: int) -> bytes:
         raise ValueError(
             f"{type(fileobj).__name__}.read({asked}) returned {len(chunk)} bytes"
         )
-    return chunk
+    return bytes(chunk)
 
 
 def _checked_size(size: Any) -> int:

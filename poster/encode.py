@@ -38,6 +38,8 @@ from typing import (
     Any,
     AsyncIterator,
     Callable,
+    Dict,
+    Generator,
     Iterable,
     Iterator,
     List,
@@ -145,10 +147,10 @@ def _as_bytes(value: Any) -> bytes:
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    if not isinstance(value, str):
-        value = str(value)  # as poster 0.8.1 did for numbers and the like
+    # Anything else is sent as its str(), as poster 0.8.1 did for numbers.
+    text = value if isinstance(value, str) else str(value)
     try:
-        return value.encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(f"value cannot be encoded as UTF-8 ({exc.reason})") from None
 
@@ -342,7 +344,7 @@ class MultipartParam:
                 result.append(item)
                 continue
             try:
-                name, value = item
+                name, value = item  # type: ignore[misc]  # a pair, checked here
             except (TypeError, ValueError):
                 raise TypeError(
                     f"params must be (name, value) pairs or MultipartParam objects, got {item!r}"
@@ -659,7 +661,7 @@ def get_body_size(params: ParamsInput, boundary: Boundary) -> int:
     return _body_size(MultipartParam.from_params(params), _delimiter(boundary))
 
 
-def get_headers(params: ParamsInput, boundary: Boundary) -> dict:
+def get_headers(params: ParamsInput, boundary: Boundary) -> Dict[str, str]:
     """``Content-Type`` and ``Content-Length`` for the body of ``params``."""
     quoted = _quote_boundary(boundary)
     return {
@@ -724,7 +726,7 @@ class MultipartBody:
                 return
             yield block
 
-    def _generate(self) -> Iterator[bytes]:
+    def _generate(self) -> Generator[bytes, None, None]:
         delimiter = self._delimiter
         delimiter_line = delimiter + b"\r\n"
         total, cb, blocksize = self.total, self.cb, self.blocksize
@@ -745,7 +747,7 @@ class MultipartBody:
                 pending.append(rendered)
                 pending_size += len(rendered)
                 for param in itertools.islice(params, index, stop):
-                    size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
+                    size = len(delimiter_line) + len(param._headers) + len(param.value or b"") + 2
                     current += size
                     if param.cb:
                         param.cb(param, size, size)
@@ -817,11 +819,11 @@ class MultipartBody:
         """
         import inspect
 
-        if inspect.getgeneratorstate(self._blocks) != inspect.GEN_CREATED:  # type: ignore[arg-type]
+        if inspect.getgeneratorstate(self._blocks) != inspect.GEN_CREATED:
             raise ValueError(
                 "this body was already iterated or sent; call reset() to send it again"
             )
-        self._blocks.close()  # type: ignore[attr-defined]
+        self._blocks.close()
         use_sendfile = sendfile and _is_plain_socket(sock)
         sendall = sock.sendall
         delimiter = self._delimiter
@@ -898,7 +900,7 @@ def multipart_encode(
     *,
     style: str = "poster",
     blocksize: int = DEFAULT_BLOCKSIZE,
-) -> Tuple[MultipartBody, dict]:
+) -> Tuple["MultipartBody", Dict[str, str]]:
     """Encode ``params`` as multipart/form-data: returns ``(datagen, headers)``.
 
     ``params`` is what :meth:`MultipartParam.from_params` takes.  ``boundary``

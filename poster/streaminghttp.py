@@ -219,7 +219,8 @@ class _StreamingConnectionMixin:
             _StreamingResponse, prefix=early or b"", early=early is not None, head_timeout=timeout
         )
         try:
-            return super().getresponse()  # type: ignore[misc]
+            response: http.client.HTTPResponse = super().getresponse()  # type: ignore[misc]
+            return response
         finally:
             self.__dict__.pop("response_class", None)
 
@@ -271,20 +272,23 @@ class _HeadReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        count: int
         if self._prefix:
             count = min(len(buffer), len(self._prefix))
             buffer[:count] = self._prefix[:count]
             self._prefix = self._prefix[count:]
             return count
         if self.deadline is None:
-            return self._raw.readinto(buffer)
+            count = self._raw.readinto(buffer)
+            return count
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out waiting for the response head")
         previous = self._sock.gettimeout()
         self._sock.settimeout(remaining if previous is None else min(remaining, previous))
         try:
-            return self._raw.readinto(buffer)
+            count = self._raw.readinto(buffer)
+            return count
         finally:
             self._sock.settimeout(previous)
 
@@ -329,7 +333,9 @@ class _StreamingResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         super().begin()
         if self.fp is not None:
-            self.fp.raw.deadline = None  # the body is read with per-read timeouts
+            head_reader = self.fp.raw
+            assert isinstance(head_reader, _HeadReader)
+            head_reader.deadline = None  # the body is read with per-read timeouts
         if self._early:
             self.will_close = True
 
@@ -449,7 +455,7 @@ class StreamingHTTPHandler(urllib.request.HTTPHandler):
         self.continue_timeout = continue_timeout
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(  # type: ignore[return-value]
+        return self.do_open(
             StreamingHTTPConnection, req, continue_timeout=self.continue_timeout
         )
 
@@ -486,7 +492,7 @@ class StreamingHTTPSHandler(urllib.request.HTTPSHandler):
         self.continue_timeout = continue_timeout
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(  # type: ignore[return-value]
+        return self.do_open(
             StreamingHTTPSConnection,
             req,
             context=self._context,  # type: ignore[attr-defined]

@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import io
 import itertools
 import mimetypes
 import os
 import secrets
+import select
+import socket
 import stat
+import sys
 import urllib.parse
 from typing import (
     Any,
@@ -473,33 +477,44 @@ class MultipartParam:
             fileobj.close()
 
     def _iter_file(self, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
+        """Yield the file's content as ``bytes`` blocks, checked (see :meth:`_checked_content`)."""
+        reader = _impl.BlockReader()
+        return self._checked_content(
+            delimiter, lambda fileobj, remaining: reader.read(fileobj, min(blocksize, remaining))
+        )
+
+    def _checked_content(
+        self, delimiter: bytes, read: Callable[[Any, int], Any]
+    ) -> Generator[Any, None, None]:
         """Yield the file's content, checking its size and for collisions.
 
-        A block is yielded only once the next one has been read and scanned,
-        so a delimiter that straddles two blocks stops the body before either
-        block leaves.
+        ``read(fileobj, remaining)`` gives the next block: up to ``remaining``
+        bytes, fewer only at end of file.  A block is yielded only once the
+        next one has been read and scanned, so a delimiter that straddles two
+        blocks stops the body before either block leaves.  A file that ends
+        early, or grew when its size was not given, raises
+        :class:`ContentSizeError` before the last block is yielded.
         """
         fileobj = self._open()
         try:
-            expected = self._content_size()
-            remaining = expected - self._consumed
-            scanner = _impl.BoundaryScanner(delimiter)
             if self._consumed:
                 raise ContentSizeError(
                     f"part {self.name!r}: {self._consumed} bytes of its file were "
                     "already read; call reset() before encoding it again"
                 )
-            pending: Optional[bytes] = None
-            reader = _impl.BlockReader()
+            expected = self._content_size()
+            remaining = expected
+            scanner = _impl.BoundaryScanner(delimiter)
+            pending = None
             while remaining > 0:
-                block = reader.read(fileobj, min(blocksize, remaining))
+                block = read(fileobj, remaining)
+                remaining -= len(block)
+                self._consumed += len(block)
                 if not block:
                     raise ContentSizeError(
                         f"part {self.name!r}: the file ended after {expected - remaining} "
                         f"of {expected} bytes; it shrank since the part was made"
                     )
-                remaining -= len(block)
-                self._consumed += len(block)
                 if scanner.feed(block) >= 0:
                     raise BoundaryCollisionError(
                         f"boundary found in the file of part {self.name!r} at byte "
@@ -547,66 +562,36 @@ class MultipartParam:
     ) -> Iterator[int]:
         """Put the file's content on ``sock``; yield the byte count of each send.
 
-        The content moves in windows of half of ``buffer``.  Each window is
-        read and scanned for the boundary before the window before it is
-        sent, so a delimiter that straddles two windows stops the body before
-        either leaves, as in :meth:`_iter_file`.  With ``use_sendfile`` and a
-        regular file, a scanned window goes out with ``os.sendfile`` from the
-        page cache; otherwise it is sent from ``buffer`` as a ``memoryview``.
+        The content moves in windows of half of ``buffer``, checked as
+        :meth:`_checked_content` checks blocks: each window is read and
+        scanned before the window before it is sent.  With ``use_sendfile``
+        and a regular file, a scanned window goes out with ``os.sendfile``
+        from the page cache; otherwise it is sent from ``buffer`` as a
+        ``memoryview``.
         """
-        fileobj = self._open()
-        try:
-            if self._consumed:
-                raise ContentSizeError(
-                    f"part {self.name!r}: {self._consumed} bytes of its file were "
-                    "already read; call reset() before encoding it again"
-                )
-            expected = self._content_size()
-            source = _sendfile_source(fileobj) if use_sendfile else None
-            offset = 0
-            if source is not None:
-                offset = fileobj.tell()
-            scanner = _impl.BoundaryScanner(delimiter)
-            half = len(buffer) // 2
-            halves = (memoryview(buffer)[:half], memoryview(buffer)[half:])
-            which = 0
-            remaining = expected
-            pending: Optional[memoryview] = None
-            while remaining > 0:
-                window = halves[which][: min(half, remaining)]
-                which ^= 1
-                got = _impl.readinto_exact(fileobj, window)
-                self._consumed += got
-                if got < len(window):
-                    raise ContentSizeError(
-                        f"part {self.name!r}: the file ended after "
-                        f"{expected - remaining + got} of {expected} bytes; it shrank "
-                        "since the part was made"
-                    )
-                remaining -= got
-                if scanner.feed(window) >= 0:
-                    raise BoundaryCollisionError(
-                        f"boundary found in the file of part {self.name!r} at byte "
-                        f"{scanner.feed(b'')}; use another boundary"
-                    )
-                if pending is not None:
-                    offset = self._send_window(sock, pending, source, offset, expected)
-                    yield len(pending)
-                pending = window
-            if not self._size_given and _impl.read_block(fileobj, 1):
-                raise ContentSizeError(
-                    f"part {self.name!r}: the file is longer than the {expected} "
-                    "bytes announced; it grew since the part was made"
-                )
-            if pending is not None:
-                self._send_window(sock, pending, source, offset, expected)
-                yield len(pending)
-        finally:
-            self._close_opened()
+        half = len(buffer) // 2
+        halves = (memoryview(buffer)[:half], memoryview(buffer)[half:])
+        turn = [0]
 
-    def _send_window(
-        self, sock: Any, window: memoryview, source: Optional[int], offset: int, expected: int
-    ) -> int:
+        def read_window(fileobj: Any, remaining: int) -> memoryview:
+            window = halves[turn[0]][: min(half, remaining)]
+            turn[0] ^= 1
+            return window[: _impl.readinto_exact(fileobj, window)]
+
+        # The file is open once the first window has come: then it is known
+        # whether os.sendfile can read it.  Windows start where the content
+        # starts (from_file opens at 0).
+        offset = self._start or 0
+        source: Optional[int] = None
+        looked = False
+        for window in self._checked_content(delimiter, read_window):
+            if not looked:
+                source = _sendfile_source(self.fileobj) if use_sendfile else None
+                looked = True
+            offset = self._send_window(sock, window, source, offset)
+            yield len(window)
+
+    def _send_window(self, sock: Any, window: memoryview, source: Optional[int], offset: int) -> int:
         """Send one scanned window: from the file (``source``) or from memory.
 
         Returns the file offset after the window.
@@ -617,7 +602,7 @@ class MultipartParam:
         if not _sendfile_all(sock, source, offset, len(window)):
             raise ContentSizeError(
                 f"part {self.name!r}: the file was cut short while it was sent; "
-                f"fewer than the {expected} bytes announced are left"
+                f"fewer than the {self._content_size()} bytes announced are left"
             )
         return offset + len(window)
 
@@ -705,7 +690,8 @@ class MultipartBody:
         return self
 
     def __next__(self) -> bytes:
-        return next(self._blocks)
+        block: bytes = next(self._blocks)
+        return block
 
     next = __next__  # poster 0.8.1's spelling
 
@@ -726,15 +712,28 @@ class MultipartBody:
                 return
             yield block
 
-    def _generate(self) -> Generator[bytes, None, None]:
+    def _generate(self) -> Generator[Any, None, None]:
+        """The body's blocks, for iteration."""
+        delimiter, blocksize = self._delimiter, self.blocksize
+        return self._produce(blocksize, lambda param: param._iter_file(delimiter, blocksize))
+
+    def _produce(
+        self, blocksize: int, file_content: Callable[[MultipartParam], Iterator[Any]]
+    ) -> Generator[Any, None, None]:
+        """The body in order, calling the callbacks as it goes.
+
+        Yields ``bytes`` to put out: runs of in-memory parts (rendered and
+        scanned for the boundary by the hot path in one call, up to about
+        ``blocksize``), each file part's header and the close delimiter.  A
+        file part's content comes from ``file_content(param)``, passed on:
+        ``bytes`` blocks (iteration), or the counts of bytes it put on a
+        socket itself (:meth:`write_to`).
+        """
         delimiter = self._delimiter
         delimiter_line = delimiter + b"\r\n"
-        total, cb, blocksize = self.total, self.cb, self.blocksize
+        total, cb = self.total, self.cb
         current = 0
         params = self.params if isinstance(self.params, list) else list(self.params)
-        # In-memory parts are gathered up to about one block, so many small
-        # fields cost few yields: each run of them is rendered (and scanned
-        # for the boundary) by the hot path in one call.
         pending: List[bytes] = []
         pending_size = 0
         index = 0
@@ -772,14 +771,15 @@ class MultipartBody:
                 cb(param, current, total)
             yield b"".join(pending)
             pending.clear()
-            for block in param._iter_file(delimiter, blocksize):
-                part_current += len(block)
-                current += len(block)
+            for item in file_content(param):
+                count = item if isinstance(item, int) else len(item)
+                part_current += count
+                current += count
                 if param.cb:
                     param.cb(param, part_current, part_total)
                 if cb:
                     cb(param, current, total)
-                yield block
+                yield item
             pending.append(b"\r\n")
             pending_size = 2
             current += 2
@@ -817,77 +817,22 @@ class MultipartBody:
         before sending it again (``ValueError`` otherwise).  After the call it
         counts as exhausted, as after iterating it.
         """
-        import inspect
-
         if inspect.getgeneratorstate(self._blocks) != inspect.GEN_CREATED:
             raise ValueError(
                 "this body was already iterated or sent; call reset() to send it again"
             )
         self._blocks.close()
         use_sendfile = sendfile and _is_plain_socket(sock)
-        sendall = sock.sendall
         delimiter = self._delimiter
-        delimiter_line = delimiter + b"\r\n"
-        total, cb = self.total, self.cb
-        buffer: Optional[bytearray] = None
-        current = 0
-        # In-memory parts are gathered and sent together, up to a window.
-        pending: List[bytes] = []
-        pending_size = 0
-        for param in self.params:
-            if param.value is not None:
-                param._check_value(delimiter)
-                size = len(delimiter_line) + len(param._headers) + len(param.value) + 2
-                if len(param.value) >= _SEND_WINDOW:
-                    # Sent from where it is rather than copied into a join.
-                    pending += (delimiter_line, param._headers)
-                    sendall(b"".join(pending))
-                    sendall(param.value)
-                    pending[:] = (b"\r\n",)
-                    pending_size = 2
-                else:
-                    pending += (delimiter_line, param._headers, param.value, b"\r\n")
-                    pending_size += size
-                current += size
-                if param.cb:
-                    param.cb(param, size, size)
-                if cb:
-                    cb(param, current, total)
-                if pending_size >= _SEND_WINDOW:
-                    sendall(b"".join(pending))
-                    pending.clear()
-                    pending_size = 0
-                continue
-            part_total = param._size(len(delimiter))
-            pending += (delimiter_line, param._headers)
-            sendall(b"".join(pending))
-            pending.clear()
-            part_current = len(delimiter_line) + len(param._headers)
-            current += part_current
-            if param.cb:
-                param.cb(param, part_current, part_total)
-            if cb:
-                cb(param, current, total)
-            if buffer is None:
-                buffer = bytearray(2 * _SEND_WINDOW)
-            for sent in param._write_file(sock, delimiter, buffer, use_sendfile):
-                part_current += sent
-                current += sent
-                if param.cb:
-                    param.cb(param, part_current, part_total)
-                if cb:
-                    cb(param, current, total)
-            pending.append(b"\r\n")
-            pending_size = 2
-            current += 2
-            if param.cb:
-                param.cb(param, part_total, part_total)
-        pending.append(delimiter + b"--\r\n")
-        sendall(b"".join(pending))
-        current += len(delimiter) + 4
-        if cb:
-            cb(None, current, total)
-        return current
+        # Two windows of one buffer: one goes out while the next is read and
+        # scanned.  (Zero-filled lazily by the allocator: free until used.)
+        buffer = bytearray(2 * _SEND_WINDOW)
+        for item in self._produce(
+            _SEND_WINDOW, lambda param: param._write_file(sock, delimiter, buffer, use_sendfile)
+        ):
+            if not isinstance(item, int):  # counts are file content already sent
+                sock.sendall(item)
+        return self.total
 
 
 multipart_yielder = MultipartBody  # poster 0.8.1's name
@@ -930,13 +875,10 @@ _SEND_WINDOW = 256 * 1024
 
 def _is_plain_socket(sock: Any) -> bool:
     """A TCP socket that ``os.sendfile`` can write to (not TLS)."""
-    import socket
-    import sys
-
     if not hasattr(os, "sendfile") or not isinstance(sock, socket.socket):
         return False
-    ssl = sys.modules.get("ssl")
-    return ssl is None or not isinstance(sock, ssl.SSLSocket)
+    tls = sys.modules.get("ssl")  # not imported for plain HTTP
+    return tls is None or not isinstance(sock, tls.SSLSocket)
 
 
 def _sendfile_source(fileobj: Any) -> Optional[int]:
@@ -958,8 +900,6 @@ def _sendfile_all(sock: Any, fd: int, offset: int, count: int) -> bool:
     Honours the socket's timeout for every wait (``TimeoutError``).  Returns
     False when the file ends before ``count`` bytes were sent.
     """
-    import select
-
     timeout = sock.gettimeout()
     out = sock.fileno()
     poller = None

@@ -621,29 +621,7 @@ def read_block(fileobj, size):
     reads (pipes, raw files) are retried until ``size`` bytes have come or
     the file ends.  Objects without ``readinto`` are read with ``read``.
     """
-    cdef Py_ssize_t n = checked_size(size)
-    cdef Py_ssize_t got
-    cdef PyObject *raw
-    if n == 0:
-        return b""
-    readinto = getattr(fileobj, "readinto", None)
-    if readinto is None:
-        return read_with_read(fileobj, n)
-    raw = bytes_new_raw(NULL, n)
-    if type(fileobj) not in EXACT_READERS:
-        memset(bytes_data_raw(raw), 0, n)
-    # ``raw`` is owned here until it is returned: nobody else has seen it,
-    # so it can be filled and resized in place.
-    try:
-        got = fill_from_readinto(fileobj, readinto, bytes_data_raw(raw), n)
-    except BaseException:
-        decref_raw(raw)
-        raise
-    if got < n:
-        bytes_resize_raw(&raw, got)  # frees ``raw`` itself when it fails
-    result = <object>raw  # a new reference ...
-    decref_raw(raw)       # ... so the creation's one is given up
-    return result
+    return BlockReader().read(fileobj, size)
 
 
 cdef extern from *:
@@ -756,8 +734,14 @@ cdef class BlockReader:
             result = <object>raw
             decref_raw(raw)
             return result
-        # A short (last) block: handed out on its own, never kept.
-        result = PyBytes_FromStringAndSize(bytes_data_raw(raw), got)
+        # A short (last) block is handed out on its own, never kept: a new
+        # one is cut to size in place, a recycled one (still kept) is copied.
+        if recycled:
+            result = PyBytes_FromStringAndSize(bytes_data_raw(raw), got)
+            decref_raw(raw)
+            return result
+        bytes_resize_raw(&raw, got)  # frees ``raw`` itself when it fails
+        result = <object>raw
         decref_raw(raw)
         return result
 

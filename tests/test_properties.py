@@ -107,6 +107,9 @@ def _sort_key(field):
 
 @given(fields=html5_fields(), blocksize=blocksizes)
 def test_html5_round_trip_werkzeug(fields, blocksize):
+    # werkzeug reads %22 in a quoted value as the '"' browsers escape that way,
+    # so a name that holds the three characters "%22" cannot come back as sent.
+    assume(not any("%22" in f["name"] or "%22" in (f["filename"] or "") for f in fields))
     datagen, headers = multipart_encode(_params(fields), blocksize=blocksize)
     parsed = parse_with_werkzeug(b"".join(datagen), headers["Content-Type"])
     expected = [dict(f) for f in fields]

@@ -77,9 +77,39 @@ def print_rows(rows: List[tuple]) -> None:
         print(f"{case:8} {name:20} {ms:10.1f} {rate:>14} {ratio:8.2f}  {verdict}")
 
 
+def save_chart(rows: List[tuple], path: str) -> None:
+    """A bar chart of the ratios with their targets, when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no chart)")
+        return
+    shown = [row for row in rows if row[1] != OURS]
+    labels = [f"{case}: {name}" for case, name, *_ in shown]
+    ratios = [row[4] for row in shown]
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.2))
+    bars = axes.barh(labels, ratios, color=["#3b7dd8" if r[5] is None or r[4] >= r[5] else "#d8803b" for r in shown])
+    for bar, row in zip(bars, shown):
+        if row[5] is not None:
+            y = bar.get_y()
+            axes.plot([row[5], row[5]], [y, y + bar.get_height()], color="black", linewidth=2)
+    axes.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    axes.invert_yaxis()
+    axes.set_xlabel("peer time / poster (cython) time, median of rounds (black: target)")
+    axes.set_title(f"poster {poster.__version__} encoding, {datetime.date.today()}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"chart: {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--chart", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "ratios.png"),
+                        help="where to save the chart of ratios (needs matplotlib)")
     args = parser.parse_args()
     print(f"poster {poster.__version__}, backend {poster.BACKEND}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, {datetime.datetime.now().isoformat(timespec='seconds')}")
@@ -103,6 +133,7 @@ def main() -> int:
     finally:
         cases.poster.encode._impl = saved
     print_rows(rows)
+    save_chart(rows, args.chart)
 
     gib = cases.big_file(cases.MEMORY_FILE_SIZE, name="gib")
     for backend in ("cython", "python"):

@@ -102,21 +102,17 @@ def _run_load(url, opener, pool, seed):
 
 
 @pytest.mark.slow
-def test_load_http(echo_server, pool):
-    opener = urllib.request.build_opener(StreamingHTTPHandler())
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_load(scheme, request, pool):
+    if scheme == "http":
+        server = request.getfixturevalue("echo_server")
+        opener = urllib.request.build_opener(StreamingHTTPHandler())
+    else:
+        server = request.getfixturevalue("tls_echo_server")
+        context = request.getfixturevalue("client_ssl_context")
+        opener = urllib.request.build_opener(StreamingHTTPSHandler(context=context))
     fds = _open_fds()
-    errors, hung, counts = _run_load(echo_server.url + "/load", opener, pool, seed=1)
-    assert not hung, f"{len(hung)} threads hung"
-    assert errors == []
-    assert counts["uploads"] == THREADS * UPLOADS_PER_THREAD
-    assert _settled_fds(fds) == fds
-
-
-@pytest.mark.slow
-def test_load_https(tls_echo_server, client_ssl_context, pool):
-    opener = urllib.request.build_opener(StreamingHTTPSHandler(context=client_ssl_context))
-    fds = _open_fds()
-    errors, hung, counts = _run_load(tls_echo_server.url + "/load", opener, pool, seed=2)
+    errors, hung, counts = _run_load(server.url + "/load", opener, pool, seed=len(scheme))
     assert not hung, f"{len(hung)} threads hung"
     assert errors == []
     assert counts["uploads"] == THREADS * UPLOADS_PER_THREAD

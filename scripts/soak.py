@@ -116,14 +116,22 @@ def main() -> int:
         start = time.monotonic()
         for thread in threads:
             thread.start()
+        def report(label: str) -> None:
+            with lock:
+                print(f"{label:>6} {stats['uploads']:8d} {stats['bytes'] / 2**20:8.0f} {stats['errors']:7d} "
+                      f"{len(os.listdir('/proc/self/fd')):4d} {rss_mib():8.1f}", flush=True)
+
         minute = 0
         while any(t.is_alive() for t in threads):
-            time.sleep(min(60.0, max(0.1, start + (minute + 1) * 60 - time.monotonic())))
-            if time.monotonic() >= start + (minute + 1) * 60 or not any(t.is_alive() for t in threads):
+            next_report = start + (minute + 1) * 60
+            while time.monotonic() < next_report and any(t.is_alive() for t in threads):
+                time.sleep(min(1.0, max(0.0, next_report - time.monotonic())))
+            if time.monotonic() >= next_report:
                 minute += 1
-                with lock:
-                    print(f"{minute:6d} {stats['uploads']:8d} {stats['bytes'] / 2**20:8.0f} {stats['errors']:7d} "
-                          f"{len(os.listdir('/proc/self/fd')):4d} {rss_mib():8.1f}", flush=True)
+                report(str(minute))
+        for thread in threads:
+            thread.join(120)
+        report("end")
         return 1 if stats["errors"] else 0
 
 

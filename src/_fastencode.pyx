@@ -6,7 +6,7 @@ both define the same names with the same signatures, give byte-identical
 results and raise the same errors for every input.  Here the loops over bytes
 run in C:
 
-* :class:`BoundaryScanner` finds a delimiter 16 offsets at a time (see
+* :class:`BoundaryScanner` finds a delimiter 16 or 64 offsets at a time (see
   ``_fastencode_scan.h``) and releases the GIL while it scans a large block;
 * :func:`render_part_headers` copies names and filenames that need no
   escaping straight from the ``str``'s ASCII storage;

@@ -25,7 +25,7 @@
 #define POSTER_SCAN_SSE2 1
 #endif
 
-/* With GCC or Clang on x86-64, an AVX2 version (32 offsets a step) is built
+/* With GCC or Clang on x86-64, an AVX2 version (64 offsets a step) is built
  * as well and chosen at run time when the CPU has AVX2. */
 #if defined(POSTER_SCAN_SSE2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

@@ -413,8 +413,9 @@ def read_block(fileobj: Any, size: int) -> bytes:
     buffer = bytearray(size)
     with memoryview(buffer) as view:
         got = _fill_from_readinto(fileobj, readinto, view)
-    del buffer[got:]
-    return bytes(buffer)
+    # A copy of what came, not a resize: a readinto() that kept a slice of
+    # its view would make resizing the bytearray fail.
+    return bytes(buffer[:got])
 
 
 class BlockReader:

@@ -805,7 +805,10 @@ class MultipartBody:
 
         * over a plain TCP socket, from a regular file, and with ``sendfile``
           true, each window is read once to scan it and then sent with
-          ``os.sendfile`` (zero-copy, straight from the page cache);
+          ``os.sendfile`` (zero-copy, straight from the page cache).  A file
+          that shrinks meanwhile is caught; one overwritten in place between
+          the scan of a window and its send would send the new bytes, so
+          pass ``sendfile=False`` for files that are written while uploaded;
         * otherwise (TLS sockets, other streams) as ``memoryview`` slices of
           the buffer, through ``sock.sendall``.
 
@@ -882,14 +885,19 @@ def _is_plain_socket(sock: Any) -> bool:
 
 
 def _sendfile_source(fileobj: Any) -> Optional[int]:
-    """The descriptor of ``fileobj`` when it is a regular file ``os.sendfile`` reads."""
-    if not isinstance(fileobj, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
+    """The descriptor of ``fileobj`` when it is a regular file ``os.sendfile`` reads.
+
+    Only the built-in file types qualify, not their subclasses: a subclass
+    may read something else than its descriptor holds (a tar member, a
+    decrypting reader), and ``os.sendfile`` would send the descriptor's bytes.
+    """
+    if type(fileobj) not in (io.FileIO, io.BufferedReader, io.BufferedRandom):
         return None
     try:
-        fd = fileobj.fileno()
+        fd: int = fileobj.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     return fd
 

@@ -169,7 +169,10 @@ class _StreamingConnectionMixin:
         if source is not None:
             offset = fileobj.tell()
             count = max(0, os.fstat(source).st_size - offset)
-            encode._sendfile_all(self.sock, source, offset, count)
+            if not encode._sendfile_all(self.sock, source, offset, count):
+                raise encode.ContentSizeError(
+                    "the file body was cut short while it was sent; the request is incomplete"
+                )
             fileobj.seek(offset + count)
             return
         buffer = bytearray(_COPY_BUFFER_SIZE)
@@ -196,16 +199,21 @@ class _StreamingConnectionMixin:
         try:
             first = sock.recv(1)
         except TimeoutError:
+            sock.settimeout(previous)
             return True
+        # The server has begun to answer: the rest of its head must come
+        # within the connection's timeout, or the wait for 100 if it has none.
+        sock.settimeout(self.continue_timeout if previous is None else previous)
+        try:
+            status_line = first + _read_line(sock, first)
+            parts = status_line.split(None, 2)
+            if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"100":
+                for _ in range(_MAX_HEADER_LINES):
+                    if _read_line(sock) in (b"\r\n", b"\n", b""):
+                        return True
+                raise http.client.HTTPException("100 Continue with too many header lines")
         finally:
             sock.settimeout(previous)
-        status_line = first + _read_line(sock, first)
-        parts = status_line.split(None, 2)
-        if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"100":
-            for _ in range(_MAX_HEADER_LINES):
-                if _read_line(sock) in (b"\r\n", b"\n", b""):
-                    return True
-            raise http.client.HTTPException("100 Continue with too many header lines")
         # The final response (or the server closed): getresponse reads it,
         # starting with the bytes read here.
         self._early_status_line = status_line

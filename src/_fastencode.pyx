@@ -547,7 +547,7 @@ cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
     """What ``read`` returned, as bytes of at most ``asked`` bytes."""
     if chunk is None:
         raise non_blocking_error(fileobj, "read")
-    if not isinstance(chunk, bytes):
+    if type(chunk) is not bytes:  # subclasses too: the result is plain bytes
         if isinstance(chunk, str):
             raise TypeError(
                 f"{type(fileobj).__name__} returned str: open the file in binary "
@@ -562,10 +562,9 @@ cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
     return chunk
 
 
-# Built-in file objects write exactly the count their readinto() returns.
-# For anything else the block is zeroed first, so a readinto() that
-# overstates its count cannot put stale heap memory on the wire (the twin's
-# bytearray starts zeroed as well).
+# Built-in file objects write exactly the count their readinto() returns and
+# keep nothing of the buffer they are given: only they read straight into
+# the bytes a BlockReader returns.
 cdef tuple EXACT_READERS = (io.FileIO, io.BufferedReader, io.BufferedRandom, io.BytesIO)
 
 
@@ -612,6 +611,25 @@ cdef Py_ssize_t fill_from_readinto(object fileobj, object readinto, char *buffer
             break
         got += count
     return got
+
+
+cdef bytes read_into_own_buffer(object fileobj, object readinto, Py_ssize_t size):
+    """``readinto`` views of a zeroed bytearray, each released after its call,
+    then a copy of what came (the twin's read path)."""
+    cdef Py_ssize_t got = 0, count
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    while got < size:
+        target = view[got:]
+        try:
+            result = readinto(target)
+        finally:
+            target.release()
+        count = checked_count(fileobj, result, size - got)
+        if count == 0:
+            break
+        got += count
+    return PyBytes_FromStringAndSize(buffer, got)
 
 
 def read_block(fileobj, size):
@@ -717,12 +735,16 @@ cdef class BlockReader:
         readinto = getattr(fileobj, "readinto", None)
         if readinto is None:
             return read_with_read(fileobj, n)
+        if type(fileobj) not in EXACT_READERS:
+            # A readinto() of other code could keep what it is given (a slice
+            # of a view outlives release()) or claim more than it wrote: it
+            # gets a zeroed bytearray of its own, and the block is a copy, as
+            # in the twin.
+            return read_into_own_buffer(fileobj, readinto, n)
         raw = self.take_recycled(n)
         recycled = raw != NULL
         if not recycled:
             raw = bytes_new_raw(NULL, n)
-        if type(fileobj) not in EXACT_READERS:
-            memset(bytes_data_raw(raw), 0, n)
         try:
             got = fill_from_readinto(fileobj, readinto, bytes_data_raw(raw), n)
         except BaseException:

@@ -62,3 +62,41 @@ def test_same_bytes_as_read_block(backend, content):
     assert reader.read(io.BytesIO(b"abc"), 0) == b""
     with pytest.raises(TypeError):
         reader.read(io.BytesIO(b"abc"), "3")
+
+
+class KeepsItsView:
+    """A reader that keeps a slice of the buffer it was given, and writes later."""
+
+    def __init__(self):
+        self.kept = None
+        self.calls = 0
+
+    def readinto(self, buffer):
+        if self.calls == 2:
+            return 0
+        self.calls += 1
+        buffer[:] = b"A" * len(buffer)
+        if self.kept is None:
+            self.kept = buffer[:]
+        return len(buffer)
+
+
+def test_a_reader_that_keeps_its_view_cannot_change_a_block(backend):
+    reader = KeepsItsView()
+    block = backend.BlockReader().read(reader, 16)
+    reader.kept[:4] = b"ZZZZ"
+    assert block == b"A" * 16
+
+
+def test_read_returning_a_bytes_subclass(backend):
+    class Chunk(bytes):
+        pass
+
+    class Reader:
+        def read(self, size):
+            return Chunk(b"x" * size)
+
+    assert backend.read_block(Reader(), 4) == b"xxxx"
+    assert type(backend.read_block(Reader(), 4)) is bytes
+    buffer = bytearray(3)
+    assert backend.readinto_exact(Reader(), buffer) == 3 and buffer == b"xxx"

@@ -185,3 +185,27 @@ def test_file_changed_by_another_thread_during_upload(tmp_path, sendfile, change
         changer.join(10)
         [record] = raw.wait(1)
     assert record.body_bytes < int(headers["Content-Length"])
+
+
+def test_file_subclass_is_sent_as_it_reads_not_from_its_descriptor(tmp_path):
+    # A tar member is a BufferedReader subclass reading part of the archive:
+    # os.sendfile of its descriptor would send the archive's bytes.
+    import tarfile
+
+    member = tmp_path / "member.txt"
+    member.write_bytes(b"member content\n" * 1000)
+    archive = tmp_path / "archive.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(member, arcname="member.txt")
+    with tarfile.open(archive) as tar:
+        fileobj = tar.extractfile("member.txt")
+        datagen, headers = multipart_encode([MultipartParam("f", fileobj=fileobj, filename="m.txt")])
+        expected = b"".join(datagen)
+        datagen.reset()
+        with RawServer(counting(), keep_body=True) as raw:
+            conn = StreamingHTTPConnection("127.0.0.1", raw.port, timeout=10)
+            conn.request("POST", "/upload", datagen, headers)
+            assert conn.getresponse().status == 200
+            conn.close()
+            [record] = raw.wait(1)
+    assert bytes(record.body) == expected

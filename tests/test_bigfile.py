@@ -1,6 +1,5 @@
 """A 3 GiB file (sparse) encodes in constant memory with the right length."""
 
-import os
 
 import pytest
 

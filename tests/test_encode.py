@@ -8,8 +8,6 @@ import pytest
 
 import poster
 from poster.encode import (
-    BoundaryCollisionError,
-    ContentSizeError,
     MultipartParam,
     encode_and_quote,
     encode_file_header,

@@ -2,7 +2,6 @@
 
 import io
 
-import pytest
 from hypothesis import assume, given, strategies as st
 
 from poster.encode import BoundaryCollisionError, MultipartParam, multipart_encode

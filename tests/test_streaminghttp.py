@@ -9,7 +9,6 @@ on both backends of the hot path (tests/conftest.py).
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import json
 import os
@@ -21,7 +20,6 @@ import urllib.request
 
 import pytest
 
-import poster.encode
 from poster import streaminghttp
 from poster.encode import (
     BoundaryCollisionError,

@@ -592,35 +592,17 @@ cdef bytes read_with_read(object fileobj, Py_ssize_t size):
     return b"".join(pieces)
 
 
-cdef Py_ssize_t fill_from_readinto(object fileobj, object readinto, char *buffer,
-                                   Py_ssize_t size) except -1:
-    """Call ``readinto`` on views of ``buffer`` until it is full or at end of file.
+cdef Py_ssize_t fill_from_readinto(object fileobj, object readinto, object whole) except -1:
+    """Call ``readinto`` on slices of the memoryview ``whole`` until it is full
+    or at end of file; return the byte count.
 
-    Each view is released right after the call, so a ``readinto`` that kept
+    Each slice is released right after the call, so a ``readinto`` that kept
     it can no longer write through it.
     """
     cdef Py_ssize_t got = 0, count
+    cdef Py_ssize_t size = len(whole)
     while got < size:
-        view = memoryview_from_memory(buffer + got, size - got, PyBUF_WRITE)
-        try:
-            result = readinto(view)
-        finally:
-            view.release()
-        count = checked_count(fileobj, result, size - got)
-        if count == 0:
-            break
-        got += count
-    return got
-
-
-cdef bytes read_into_own_buffer(object fileobj, object readinto, Py_ssize_t size):
-    """``readinto`` views of a zeroed bytearray, each released after its call,
-    then a copy of what came (the twin's read path)."""
-    cdef Py_ssize_t got = 0, count
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    while got < size:
-        target = view[got:]
+        target = whole[got:]
         try:
             result = readinto(target)
         finally:
@@ -629,6 +611,13 @@ cdef bytes read_into_own_buffer(object fileobj, object readinto, Py_ssize_t size
         if count == 0:
             break
         got += count
+    return got
+
+
+cdef bytes read_into_own_buffer(object fileobj, object readinto, Py_ssize_t size):
+    """``readinto`` a zeroed bytearray, then a copy of what came (the twin's read path)."""
+    buffer = bytearray(size)
+    cdef Py_ssize_t got = fill_from_readinto(fileobj, readinto, memoryview(buffer))
     return PyBytes_FromStringAndSize(buffer, got)
 
 
@@ -745,11 +734,17 @@ cdef class BlockReader:
         recycled = raw != NULL
         if not recycled:
             raw = bytes_new_raw(NULL, n)
+        # A view of memory it does not own: only the built-in readers, which
+        # keep nothing, are handed it, and it is released before the block
+        # leaves.
+        whole = memoryview_from_memory(bytes_data_raw(raw), n, PyBUF_WRITE)
         try:
-            got = fill_from_readinto(fileobj, readinto, bytes_data_raw(raw), n)
+            got = fill_from_readinto(fileobj, readinto, whole)
         except BaseException:
+            whole.release()
             decref_raw(raw)
             raise
+        whole.release()
         if got == n:
             if not recycled:
                 self.keep(raw)

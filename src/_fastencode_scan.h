@@ -10,9 +10,10 @@
  * pattern's first byte and the byte plen - 1 further equals its last byte,
  * which on binary or text content leaves almost nothing for memcmp.  Where
  * SSE2 is missing, the C library's memchr (itself vectorised in glibc) jumps
- * from LF to LF.  With GCC or Clang on x86-64 an AVX2 version tests 64
- * offsets a step when the CPU has AVX2.  All give the same answer: the
- * lowest matching offset.
+ * from LF to LF.  With GCC or Clang on x86-64 an AVX2 version tests 128
+ * offsets a step when the CPU has AVX2, filtering on the first two bytes
+ * of the pattern instead.  All give the same answer: the lowest matching
+ * offset.
  */
 #ifndef POSTER_FASTENCODE_SCAN_H
 #define POSTER_FASTENCODE_SCAN_H
@@ -25,7 +26,7 @@
 #define POSTER_SCAN_SSE2 1
 #endif
 
-/* With GCC or Clang on x86-64, an AVX2 version (64 offsets a step) is built
+/* With GCC or Clang on x86-64, an AVX2 version (128 offsets a step) is built
  * as well and chosen at run time when the CPU has AVX2. */
 #if defined(POSTER_SCAN_SSE2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -68,34 +69,54 @@ static Py_ssize_t poster_find_memchr(const unsigned char *data, Py_ssize_t n,
 }
 
 #ifdef POSTER_SCAN_AVX2
-/* Offsets [0, *done) are searched; the caller finishes from *done. */
+/* The candidates among offsets p..p+31: byte p[k] is pattern[0] and byte
+ * p[k + 1] is pattern[1]. */
+__attribute__((target("avx2")))
+static inline __m256i poster_candidates32(const unsigned char *p, __m256i first, __m256i second)
+{
+    return _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)p), first),
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + 1)), second));
+}
+
+/* Offsets [0, *done) are searched; the caller finishes from *done.
+ *
+ * 128 offsets a step, filtered on the first two bytes of the pattern (LF
+ * then '-'), which binary and text content seldom hold: one test per step
+ * says there is no candidate, and only then are the candidates' last byte
+ * and middle compared.  Needs plen >= 2. */
 __attribute__((target("avx2")))
 static Py_ssize_t poster_find_avx2(const unsigned char *data, Py_ssize_t n,
                                    const unsigned char *pattern, Py_ssize_t plen,
                                    Py_ssize_t *done)
 {
     const __m256i first = _mm256_set1_epi8((char)pattern[0]);
-    const __m256i last = _mm256_set1_epi8((char)pattern[plen - 1]);
+    const __m256i second = _mm256_set1_epi8((char)pattern[1]);
     Py_ssize_t i = 0;
-    /* Offsets i..i+63 are tested when bytes up to i + 63 + plen - 1 exist. */
-    for (; i + 63 + plen <= n; i += 64) {
+    /* Offsets i..i+127 are tested when bytes up to i + 127 + plen - 1
+     * exist; as plen >= 2 that includes data[i + 128], read for pattern[1]. */
+    for (; i + 127 + plen <= n; i += 128) {
         const unsigned char *p = data + i;
-        __m256i h0 = _mm256_loadu_si256((const __m256i *)p);
-        __m256i h1 = _mm256_loadu_si256((const __m256i *)(p + 32));
-        __m256i t0 = _mm256_loadu_si256((const __m256i *)(p + plen - 1));
-        __m256i t1 = _mm256_loadu_si256((const __m256i *)(p + plen - 1 + 32));
-        __m256i m0 = _mm256_and_si256(_mm256_cmpeq_epi8(h0, first), _mm256_cmpeq_epi8(t0, last));
-        __m256i m1 = _mm256_and_si256(_mm256_cmpeq_epi8(h1, first), _mm256_cmpeq_epi8(t1, last));
-        if (_mm256_testz_si256(_mm256_or_si256(m0, m1), _mm256_or_si256(m0, m1)))
+        __m256i c0 = poster_candidates32(p, first, second);
+        __m256i c1 = poster_candidates32(p + 32, first, second);
+        __m256i c2 = poster_candidates32(p + 64, first, second);
+        __m256i c3 = poster_candidates32(p + 96, first, second);
+        __m256i any = _mm256_or_si256(_mm256_or_si256(c0, c1), _mm256_or_si256(c2, c3));
+        int half;
+        if (_mm256_testz_si256(any, any))
             continue;
-        {
-            unsigned long long mask = (unsigned int)_mm256_movemask_epi8(m0)
-                | ((unsigned long long)(unsigned int)_mm256_movemask_epi8(m1) << 32);
+        for (half = 0; half < 2; half++) {
+            __m256i low = half ? c2 : c0;
+            __m256i high = half ? c3 : c1;
+            unsigned long long mask = (unsigned int)_mm256_movemask_epi8(low)
+                | ((unsigned long long)(unsigned int)_mm256_movemask_epi8(high) << 32);
             while (mask) {
-                int bit = __builtin_ctzll(mask);
-                if (plen <= 2 || memcmp(p + bit + 1, pattern + 1, (size_t)(plen - 2)) == 0) {
+                Py_ssize_t offset = 64 * half + __builtin_ctzll(mask);
+                const unsigned char *at = p + offset;
+                if (at[plen - 1] == pattern[plen - 1]
+                        && memcmp(at + 2, pattern + 2, (size_t)(plen - 2)) == 0) {
                     *done = i;
-                    return i + bit;
+                    return i + offset;
                 }
                 mask &= mask - 1;
             }
@@ -124,7 +145,7 @@ static Py_ssize_t poster_find(const unsigned char *data, Py_ssize_t n,
     if (plen < 1 || n < plen)
         return -1;
 #ifdef POSTER_SCAN_AVX2
-    if (poster_have_avx2) {
+    if (poster_have_avx2 && plen >= 2) {
         Py_ssize_t found = poster_find_avx2(data, n, pattern, plen, &i);
         if (found >= 0)
             return found;

@@ -7,6 +7,7 @@ __all__ = [
     "find_collision",
     "render_part_headers",
     "render_value_parts",
+    "render_text_pairs",
     "read_block",
     "BlockReader",
     "readinto_exact",
@@ -28,6 +29,9 @@ def render_part_headers(
 def render_value_parts(
     params: List[Any], start: int, delimiter: bytes, limit: int
 ) -> Tuple[bytes, int, bool]: ...
+def render_text_pairs(
+    pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
+) -> Tuple[bytes, int]: ...
 def read_block(fileobj: Any, size: int) -> bytes: ...
 
 class BlockReader:

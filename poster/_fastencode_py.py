@@ -11,7 +11,9 @@ It owns every loop over bytes:
   its state across block edges;
 * :func:`render_part_headers` quotes names and filenames and renders the
   header lines of one part, in either header style;
-* :func:`render_value_parts` renders a run of in-memory parts in one call;
+* :func:`render_value_parts` renders a run of in-memory parts in one call,
+  :func:`render_text_pairs` a run of plain ``(name, value)`` text fields
+  without making a param for each;
 * :func:`read_block` and :func:`readinto_exact` move file content.
 """
 
@@ -26,6 +28,7 @@ __all__ = [
     "find_collision",
     "render_part_headers",
     "render_value_parts",
+    "render_text_pairs",
     "read_block",
     "BlockReader",
     "readinto_exact",
@@ -304,6 +307,64 @@ def render_value_parts(
         if total >= limit:
             break
     return b"".join(pieces), index, False
+
+
+def render_text_pairs(
+    pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
+) -> Tuple[bytes, int]:
+    """Render consecutive ``(name, value)`` pairs, ``pairs[start:stop]``, as text parts.
+
+    Each part is the bytes ``MultipartParam(name, value)`` gives in that
+    style: ``delimiter`` CRLF, ``render_part_headers(name, html5=html5)``, the
+    value's bytes, CRLF; all of them in one ``bytes``, with no param made.
+
+    A pair is taken when it is a ``tuple`` of two, its name a ``str`` that
+    renders, its value a ``str`` that encodes as UTF-8 or a ``bytes``, of at
+    most ``limit`` bytes and holding no collision.  Rendering stops at the end
+    of ``pairs``, before the first pair not taken (the caller makes that one
+    a param, which raises its error or reports its collision), and after the
+    pair that brings the output to ``limit`` bytes or more.
+
+    Returns ``(rendered, stop)``.
+    """
+    if not isinstance(pairs, list):
+        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
+    _pattern_for(delimiter)
+    _clamp_index(start, "start")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    _clamp_index(limit, "limit")
+    html5 = bool(html5)
+    delimiter_line = delimiter + b"\r\n"
+    pieces: List[bytes] = []
+    total = 0
+    index = start
+    while index < len(pairs):
+        pair = pairs[index]
+        if type(pair) is not tuple or len(pair) != 2:
+            break
+        name, value = pair
+        if type(name) is not str:
+            break
+        if type(value) is str:
+            try:
+                value = value.encode("utf-8")
+            except UnicodeEncodeError:
+                break
+        elif type(value) is not bytes:
+            break
+        if len(value) > limit or find_collision(delimiter, value) >= 0:
+            break
+        try:
+            headers = render_part_headers(name, None, None, html5)
+        except ValueError:
+            break
+        pieces += (delimiter_line, headers, value, b"\r\n")
+        total += len(delimiter_line) + len(headers) + len(value) + 2
+        index += 1
+        if total >= limit:
+            break
+    return b"".join(pieces), index
 
 
 # ---------------------------------------------------------------------------

@@ -478,18 +478,15 @@ class MultipartParam:
 
     def _iter_file(self, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
         """Yield the file's content as ``bytes`` blocks, checked (see :meth:`_checked_content`)."""
-        reader = _impl.BlockReader()
-        return self._checked_content(
-            delimiter, lambda fileobj, remaining: reader.read(fileobj, min(blocksize, remaining))
-        )
+        return self._checked_content(delimiter, _impl.BlockReader().read, blocksize)
 
     def _checked_content(
-        self, delimiter: bytes, read: Callable[[Any, int], Any]
+        self, delimiter: bytes, read: Callable[[Any, int], Any], blocksize: int
     ) -> Generator[Any, None, None]:
         """Yield the file's content, checking its size and for collisions.
 
-        ``read(fileobj, remaining)`` gives the next block: up to ``remaining``
-        bytes, fewer only at end of file.  A block is yielded only once the
+        ``read(fileobj, size)`` gives the next block: ``size`` bytes (at most
+        ``blocksize``), fewer only at end of file.  A block is yielded only once the
         next one has been read and scanned, so a delimiter that straddles two
         blocks stops the body before either block leaves.  A file that ends
         early, or grew when its size was not given, raises
@@ -507,7 +504,7 @@ class MultipartParam:
             scanner = _impl.BoundaryScanner(delimiter)
             pending = None
             while remaining > 0:
-                block = read(fileobj, remaining)
+                block = read(fileobj, blocksize if remaining > blocksize else remaining)
                 remaining -= len(block)
                 self._consumed += len(block)
                 if not block:
@@ -573,8 +570,8 @@ class MultipartParam:
         halves = (memoryview(buffer)[:half], memoryview(buffer)[half:])
         turn = [0]
 
-        def read_window(fileobj: Any, remaining: int) -> memoryview:
-            window = halves[turn[0]][: min(half, remaining)]
+        def read_window(fileobj: Any, size: int) -> memoryview:
+            window = halves[turn[0]][:size]
             turn[0] ^= 1
             return window[: _impl.readinto_exact(fileobj, window)]
 
@@ -584,7 +581,7 @@ class MultipartParam:
         offset = self._start or 0
         source: Optional[int] = None
         looked = False
-        for window in self._checked_content(delimiter, read_window):
+        for window in self._checked_content(delimiter, read_window, half):
             if not looked:
                 source = _sendfile_source(self.fileobj) if use_sendfile else None
                 looked = True
@@ -637,8 +634,64 @@ def encode_file_header(
     ).encode_hdr(boundary)
 
 
-def _body_size(params: List[MultipartParam], delimiter: bytes) -> int:
-    return sum(p._size(len(delimiter)) for p in params) + len(delimiter) + 4
+class _TextRun:
+    """Text fields given as ``(name, value)`` pairs, rendered in one piece.
+
+    :func:`multipart_encode` keeps runs of plain text fields this way, so that
+    thousands of small fields do not each become a :class:`MultipartParam`:
+    ``rendered`` is their bytes for one delimiter, as the params would give
+    them.  The params are made from ``pairs`` only when asked for
+    (:attr:`MultipartBody.params`).
+    """
+
+    __slots__ = ("rendered", "pairs", "style")
+
+    #: No value of its own: render_value_parts stops before a run, as it
+    #: stops before a file part.
+    value = None
+
+    def __init__(self, rendered: bytes, pairs: List[Tuple[Any, Any]], style: str) -> None:
+        self.rendered = rendered
+        self.pairs = pairs
+        self.style = style
+
+    def _size(self, delimiter_length: int) -> int:
+        return len(self.rendered)
+
+    def reset(self) -> None:
+        """Nothing to rewind: the content is in memory."""
+
+    def to_params(self) -> List[MultipartParam]:
+        return MultipartParam.from_params(self.pairs, style=self.style)
+
+
+_Part = Union[MultipartParam, _TextRun]
+
+
+def _parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: int) -> List[_Part]:
+    """:meth:`MultipartParam.from_params`, with runs of plain text pairs kept as :class:`_TextRun`.
+
+    Runs are rendered about ``limit`` bytes at a time; every other item (and a
+    pair the hot path does not take, which then raises its error) becomes a
+    param exactly as ``from_params`` makes it.
+    """
+    items = list(params.items()) if hasattr(params, "items") else list(params)
+    parts: List[_Part] = []
+    html5 = style == "html5"
+    index = 0
+    while index < len(items):
+        rendered, stop = _impl.render_text_pairs(items, index, delimiter, html5, limit)
+        if stop > index:
+            parts.append(_TextRun(rendered, items[index:stop], style))
+        else:
+            stop = index + 1
+            parts += MultipartParam.from_params(items[index:stop], style=style)
+        index = stop
+    return parts
+
+
+def _body_size(parts: Iterable[_Part], delimiter: bytes) -> int:
+    return sum(p._size(len(delimiter)) for p in parts) + len(delimiter) + 4
 
 
 def get_body_size(params: ParamsInput, boundary: Boundary) -> int:
@@ -669,19 +722,43 @@ class MultipartBody:
 
     def __init__(
         self,
-        params: List[MultipartParam],
+        params: Iterable[_Part],
         boundary: str,
         cb: Optional[Callback] = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
     ) -> None:
         _check_blocksize(blocksize)
-        self.params = params
+        # What is encoded: params, and (from multipart_encode) runs of text
+        # fields, which become params only when ``params`` is read.
+        self._parts: List[Any] = params if isinstance(params, list) else list(params)
+        self._params: Optional[List[Any]] = None
         self.boundary = boundary
         self.cb = cb
         self.blocksize = blocksize
         self._delimiter = b"--" + boundary.encode("ascii")
-        self.total = _body_size(params, self._delimiter)
+        self.total = _body_size(self._parts, self._delimiter)
         self._blocks = self._generate()
+
+    @property
+    def params(self) -> List[MultipartParam]:
+        """The parts, as :class:`MultipartParam` objects.
+
+        Text fields that :func:`multipart_encode` got as pairs are made into
+        params on first access; the body then encodes those very objects.
+        """
+        if self._params is None:
+            if any(isinstance(part, _TextRun) for part in self._parts):
+                self._parts = [
+                    param
+                    for part in self._parts
+                    for param in (part.to_params() if isinstance(part, _TextRun) else (part,))
+                ]
+            self._params = self._parts
+        return self._params
+
+    @params.setter
+    def params(self, params: List[MultipartParam]) -> None:
+        self._parts = self._params = params
 
     def __len__(self) -> int:
         return self.total
@@ -698,8 +775,8 @@ class MultipartBody:
     def reset(self) -> None:
         """Rewind every part; the next iteration yields the whole body again."""
         self._blocks.close()
-        for param in self.params:
-            param.reset()
+        for part in self._parts:
+            part.reset()
         self._blocks = self._generate()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -733,12 +810,23 @@ class MultipartBody:
         delimiter_line = delimiter + b"\r\n"
         total, cb = self.total, self.cb
         current = 0
-        params = self.params if isinstance(self.params, list) else list(self.params)
+        # The body's callback is called with each part's param: make them.
+        params = self.params if cb else self._parts
         pending: List[bytes] = []
         pending_size = 0
         index = 0
         while index < len(params):
             param = params[index]
+            if isinstance(param, _TextRun):  # rendered and scanned already
+                pending.append(param.rendered)
+                pending_size += len(param.rendered)
+                current += len(param.rendered)
+                index += 1
+                if pending_size >= blocksize:
+                    yield b"".join(pending)
+                    pending.clear()
+                    pending_size = 0
+                continue
             if param.value is not None:
                 rendered, stop, collision = _impl.render_value_parts(
                     params, index, delimiter, blocksize - pending_size
@@ -771,15 +859,19 @@ class MultipartBody:
                 cb(param, current, total)
             yield b"".join(pending)
             pending.clear()
-            for item in file_content(param):
-                count = item if isinstance(item, int) else len(item)
-                part_current += count
-                current += count
-                if param.cb:
-                    param.cb(param, part_current, part_total)
-                if cb:
-                    cb(param, current, total)
-                yield item
+            if not (cb or param.cb):  # nothing to count: pass the content on as it comes
+                yield from file_content(param)
+                current += param._content_size()
+            else:
+                for item in file_content(param):
+                    count = item if isinstance(item, int) else len(item)
+                    part_current += count
+                    current += count
+                    if param.cb:
+                        param.cb(param, part_current, part_total)
+                    if cb:
+                        cb(param, current, total)
+                    yield item
             pending.append(b"\r\n")
             pending_size = 2
             current += 2
@@ -859,9 +951,14 @@ def multipart_encode(
     """
     if style not in STYLES:
         raise ValueError(f"style must be 'poster' or 'html5', not {style!r}")
+    _check_blocksize(blocksize)
     quoted = _quote_boundary(gen_boundary() if boundary is None else boundary)
-    param_list = MultipartParam.from_params(params, style=style)
-    body = MultipartBody(param_list, quoted, cb, blocksize)
+    parts: List[Any]
+    if cb is None:
+        parts = _parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
+    else:  # the callback is called with each part's param
+        parts = MultipartParam.from_params(params, style=style)
+    body = MultipartBody(parts, quoted, cb, blocksize)
     headers = {
         "Content-Type": f"multipart/form-data; boundary={quoted}",
         "Content-Length": str(body.total),

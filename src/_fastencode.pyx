@@ -6,7 +6,7 @@ both define the same names with the same signatures, give byte-identical
 results and raise the same errors for every input.  Here the loops over bytes
 run in C:
 
-* :class:`BoundaryScanner` finds a delimiter 16 or 64 offsets at a time (see
+* :class:`BoundaryScanner` finds a delimiter 16 or 128 offsets at a time (see
   ``_fastencode_scan.h``) and releases the GIL while it scans a large block;
 * :func:`render_part_headers` copies names and filenames that need no
   escaping straight from the ``str``'s ASCII storage;
@@ -14,7 +14,8 @@ run in C:
   returns (one copy, from the kernel), :func:`readinto_exact` fills a buffer
   the caller reuses;
 * :func:`render_value_parts` renders a run of in-memory parts into one
-  ``bytes`` with a single allocation.
+  ``bytes`` with a single allocation, :func:`render_text_pairs` a run of
+  plain text fields straight from their ``(name, value)`` pairs.
 
 Python-level errors are raised here, at the edge; the C helpers only report
 offsets and counts.
@@ -25,7 +26,8 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from libc.stdlib cimport free, malloc
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 
 import base64
@@ -58,6 +60,7 @@ __all__ = [
     "find_collision",
     "render_part_headers",
     "render_value_parts",
+    "render_text_pairs",
     "read_block",
     "BlockReader",
     "readinto_exact",
@@ -514,6 +517,138 @@ def render_value_parts(params, start, delimiter, limit):
         out[1] = b"\n"
         out += 2
     return rendered, start + (index - first), collision
+
+
+# What render_part_headers gives a text field whose name needs no quoting:
+# START + name + the style's END.
+cdef bytes TEXT_HEADER_START = b'Content-Disposition: form-data; name="'
+cdef bytes TEXT_HEADER_END_POSTER = b'"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
+cdef bytes TEXT_HEADER_END_HTML5 = b'"\r\n\r\n'
+
+
+cdef struct Output:
+    # A growing C buffer: what render_text_pairs writes before it is a bytes.
+    char *data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int output_reserve(Output *out, Py_ssize_t more) except -1:
+    cdef Py_ssize_t capacity
+    cdef char *grown
+    if more <= out.capacity - out.size:
+        return 0
+    capacity = max(out.size + more, 2 * out.capacity, 4096)
+    grown = <char *>realloc(out.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    out.data = grown
+    out.capacity = capacity
+    return 0
+
+
+cdef inline void output_put(Output *out, const char *data, Py_ssize_t n) noexcept:
+    memcpy(out.data + out.size, data, n)
+    out.size += n
+
+
+def render_text_pairs(pairs, start, delimiter, html5, limit):
+    """Render consecutive ``(name, value)`` pairs, ``pairs[start:stop]``, as text parts.
+
+    Each part is the bytes ``MultipartParam(name, value)`` gives in that
+    style: ``delimiter`` CRLF, ``render_part_headers(name, html5=html5)``, the
+    value's bytes, CRLF; all of them in one ``bytes``, with no param made.
+
+    A pair is taken when it is a ``tuple`` of two, its name a ``str`` that
+    renders, its value a ``str`` that encodes as UTF-8 or a ``bytes``, of at
+    most ``limit`` bytes and holding no collision.  Rendering stops at the end
+    of ``pairs``, before the first pair not taken (the caller makes that one
+    a param, which raises its error or reports its collision), and after the
+    pair that brings the output to ``limit`` bytes or more.
+
+    Returns ``(rendered, stop)``.
+    """
+    cdef Py_ssize_t index, first, limit_size, plen, dlen, value_size
+    cdef const char *value_data
+    cdef object pair, name, value, encoded, headers, header_end, rendered
+    cdef int charset
+    cdef Output out
+    if not isinstance(pairs, list):
+        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
+    pattern = check_delimiter(delimiter)
+    first = clamp_index(start, "start")
+    if first < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    limit_size = clamp_index(limit, "limit")
+    html5 = bool(html5)
+    charset = HTML5_PLAIN if html5 else POSTER_NAME_PLAIN
+    header_end = TEXT_HEADER_END_HTML5 if html5 else TEXT_HEADER_END_POSTER
+    plen = PyBytes_GET_SIZE(pattern)
+    dlen = plen - 1
+
+    out.data = NULL
+    out.size = out.capacity = 0
+    index = first
+    try:
+        while index < PyList_GET_SIZE(pairs):
+            pair = <object>PyList_GET_ITEM(pairs, index)
+            if type(pair) is not tuple or PyTuple_GET_SIZE(pair) != 2:
+                break
+            name = <object>PyTuple_GET_ITEM(pair, 0)
+            value = <object>PyTuple_GET_ITEM(pair, 1)
+            if type(name) is not str:
+                break
+            # The value's UTF-8: an ASCII str is its own, no copy made.
+            if type(value) is bytes:
+                encoded = value
+                value_data = PyBytes_AS_STRING(value)
+                value_size = PyBytes_GET_SIZE(value)
+            elif type(value) is str and PyUnicode_IS_ASCII(value):
+                encoded = value
+                value_data = <const char *>PyUnicode_1BYTE_DATA(value)
+                value_size = PyUnicode_GET_LENGTH(value)
+            elif type(value) is str:
+                try:
+                    encoded = (<str>value).encode("utf-8")
+                except UnicodeEncodeError:
+                    break
+                value_data = PyBytes_AS_STRING(encoded)
+                value_size = PyBytes_GET_SIZE(encoded)
+            else:
+                break
+            if value_size > limit_size:
+                break
+            if first_collision(<const unsigned char *>value_data, value_size,
+                               <const unsigned char *>PyBytes_AS_STRING(pattern), plen) >= 0:
+                break
+            if all_plain(name, charset):
+                headers = None
+                output_reserve(&out, dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START)
+                               + PyUnicode_GET_LENGTH(name) + PyBytes_GET_SIZE(header_end)
+                               + value_size + 2)
+            else:
+                try:
+                    headers = render_part_headers(name, None, None, html5)
+                except ValueError:
+                    break
+                output_reserve(&out, dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2)
+            output_put(&out, PyBytes_AS_STRING(pattern) + 1, dlen)
+            output_put(&out, "\r\n", 2)
+            if headers is None:
+                output_put(&out, PyBytes_AS_STRING(TEXT_HEADER_START), PyBytes_GET_SIZE(TEXT_HEADER_START))
+                output_put(&out, <const char *>PyUnicode_1BYTE_DATA(name), PyUnicode_GET_LENGTH(name))
+                output_put(&out, PyBytes_AS_STRING(header_end), PyBytes_GET_SIZE(header_end))
+            else:
+                output_put(&out, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
+            output_put(&out, value_data, value_size)
+            output_put(&out, "\r\n", 2)
+            index += 1
+            if out.size >= limit_size:
+                break
+        rendered = PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        free(out.data)
+    return rendered, start + (index - first)
 
 
 # ---------------------------------------------------------------------------

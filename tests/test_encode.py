@@ -8,6 +8,8 @@ import pytest
 
 import poster
 from poster.encode import (
+    BoundaryCollisionError,
+    MultipartBody,
     MultipartParam,
     encode_and_quote,
     encode_file_header,
@@ -347,6 +349,62 @@ def test_callbacks():
     assert body_calls[0][0].name == "a"
     assert any(p is fparam for p, _, _ in body_calls)
     assert [cur for _, cur, _ in body_calls] == sorted(cur for _, cur, _ in body_calls)
+
+
+# -- text fields given as pairs -------------------------------------------------------
+# multipart_encode renders runs of them without making a param for each.
+
+def test_params_of_pairs_are_made_on_first_access_and_then_encoded():
+    pairs = [(f"f{i}", f"v{i}") for i in range(500)] + [("n\u00e9", b"\xff")]
+    datagen, _ = multipart_encode(pairs, "XX")
+    params = datagen.params
+    assert params == MultipartParam.from_params(pairs)
+    assert datagen.params is params
+    seen = []
+    params[3].cb = lambda p, current, total: seen.append((p.name, current == total))
+    body = b"".join(datagen)
+    assert seen == [("f3", True)]
+    assert body == b"".join(MultipartBody(MultipartParam.from_params(pairs), "XX"))
+
+
+def test_params_given_to_the_body_are_kept():
+    params = [MultipartParam("a", "1")]
+    assert MultipartBody(params, "XX").params is params
+
+
+def test_a_callback_set_after_encoding_sees_every_text_field():
+    datagen, headers = multipart_encode([("a", "1"), ("b", "2")], "XX")
+    total = int(headers["Content-Length"])
+    calls = []
+    datagen.cb = lambda p, current, all_: calls.append((p and p.name, current, all_))
+    b"".join(datagen)
+    assert [name for name, _, _ in calls] == ["a", "b", None]
+    assert calls[-1] == (None, total, total)
+
+
+def test_collision_in_a_text_field_stops_before_its_block():
+    pairs = [(f"f{i}", "x" * 100) for i in range(50)] + [("bad", "a\n--XX--"), ("after", "y")]
+    datagen, _ = multipart_encode(pairs, "XX", blocksize=1000)
+    sent = []
+    with pytest.raises(BoundaryCollisionError, match="'bad'"):
+        for block in datagen:
+            sent.append(block)
+    before = b"".join(MultipartParam(name, value).encode("XX") for name, value in pairs[:50])
+    assert len(sent) > 1 and before.startswith(b"".join(sent))
+
+
+def test_bad_text_field_still_raises_when_encoded():
+    with pytest.raises(ValueError, match="UTF-8"):
+        multipart_encode([("a", "1"), ("b", "\ud800")], "XX")
+
+
+def test_text_fields_come_in_blocks_of_about_blocksize():
+    pairs = [(f"f{i}", "v" * 30) for i in range(2000)]
+    datagen, headers = multipart_encode(pairs, "XX", blocksize=4096)
+    blocks = list(datagen)
+    assert len(blocks) > 20
+    assert all(len(block) < 2 * 4096 for block in blocks)
+    assert sum(map(len, blocks)) == int(headers["Content-Length"])
 
 
 def test_param_callback_on_iter_encode():

@@ -235,6 +235,49 @@ def test_render_value_parts_argument_errors_agree(args):
     same_everywhere("render_value_parts", *args)
 
 
+text_pair_names = st.text(max_size=10) | st.sampled_from(["a", 'q"', "\\", "n\u00e9", "\ud800", "x\r\ny", "\x00"])
+text_pair_values = st.text(max_size=30) | st.binary(max_size=30) | st.sampled_from(
+    ["--b", "x\n--b", b"\n--boundary", "\ud800", "\u00e9" * 5, 7, None, bytearray(b"ba")]
+)
+text_pairs = st.tuples(text_pair_names, text_pair_values) | st.sampled_from(
+    [["a", "b"], ("a",), ("a", "b", "c"), (b"a", "b"), "ab", object()]
+)
+
+
+@given(
+    pairs=st.lists(text_pairs, max_size=12),
+    start=st.integers(-2, 14),
+    html5=st.sampled_from([False, True, 0, 1, "", "x"]),
+    limit=st.integers(-5, 300) | st.sampled_from([2**70, -(2**70)]),
+    delimiter=st.sampled_from([b"--b", b"--", b"-", b"--boundary"]),
+)
+def test_render_text_pairs_agree(pairs, start, html5, limit, delimiter):
+    result = same_everywhere("render_text_pairs", pairs, start, delimiter, html5, limit)
+    if result[0] == "ok" and start >= 0:
+        rendered, stop = result[1]
+        # What the params of those pairs render to, one by one.
+        expected = b"".join(
+            delimiter + b"\r\n" + reference.render_part_headers(name, None, None, html5)
+            + (value.encode() if isinstance(value, str) else value) + b"\r\n"
+            for name, value in pairs[start:stop]
+        )
+        assert rendered == expected
+        assert stop >= min(start, len(pairs))
+
+
+@pytest.mark.parametrize("args", [
+    ((), 0, b"--b", False, 10),
+    ([], "0", b"--b", False, 10),
+    ([], 0, b"--b", False, None),
+    ([], 0, "--b", False, 10),
+    ([], -1, b"--b", False, 10),
+    ([], 2**70, b"--b", False, 10),
+    ([("a", "b")], True, b"--b", False, 10),
+], ids=repr)
+def test_render_text_pairs_argument_errors_agree(args):
+    same_everywhere("render_text_pairs", *args)
+
+
 # ---------------------------------------------------------------------------
 # Moving file content
 

@@ -31,6 +31,7 @@ import inspect
 import io
 import itertools
 import mimetypes
+import mmap
 import os
 import secrets
 import select
@@ -555,7 +556,7 @@ class MultipartParam:
     # -- sending on a socket ------------------------------------------------
 
     def _write_file(
-        self, sock: Any, delimiter: bytes, buffer: bytearray, use_sendfile: bool
+        self, sock: Any, delimiter: bytes, buffer: mmap.mmap, use_sendfile: bool
     ) -> Iterator[int]:
         """Put the file's content on ``sock``; yield the byte count of each send.
 
@@ -920,8 +921,10 @@ class MultipartBody:
         use_sendfile = sendfile and _is_plain_socket(sock)
         delimiter = self._delimiter
         # Two windows of one buffer: one goes out while the next is read and
-        # scanned.  (Zero-filled lazily by the allocator: free until used.)
-        buffer = bytearray(2 * _SEND_WINDOW)
+        # scanned.  Anonymous memory, so that it starts on a page boundary:
+        # some CPUs copy a read() from the page cache into memory a few bytes
+        # past a page boundary (where a large bytearray starts) 4 times slower.
+        buffer = mmap.mmap(-1, 2 * _SEND_WINDOW)
         for item in self._produce(
             _SEND_WINDOW, lambda param: param._write_file(sock, delimiter, buffer, use_sendfile)
         ):

@@ -263,6 +263,17 @@ def _clamp_index(value: Any, what: str) -> int:
     return value
 
 
+def _check_run_arguments(items: Any, what: str, start: Any, delimiter: Any, limit: Any) -> None:
+    """The checks render_value_parts and render_text_pairs make of their arguments."""
+    if not isinstance(items, list):
+        raise TypeError(f"{what} must be a list, not {type(items).__name__}")
+    _pattern_for(delimiter)
+    _clamp_index(start, "start")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    _clamp_index(limit, "limit")
+
+
 def render_value_parts(
     params: List[Any], start: int, delimiter: bytes, limit: int
 ) -> Tuple[bytes, int, bool]:
@@ -278,13 +289,7 @@ def render_value_parts(
     Returns ``(rendered, stop, collision)``; ``collision`` is true when
     ``params[stop]``'s value holds the delimiter.
     """
-    if not isinstance(params, list):
-        raise TypeError(f"params must be a list, not {type(params).__name__}")
-    _pattern_for(delimiter)
-    _clamp_index(start, "start")
-    if start < 0:
-        raise ValueError(f"start must not be negative, got {start}")
-    _clamp_index(limit, "limit")
+    _check_run_arguments(params, "params", start, delimiter, limit)
     delimiter_line = delimiter + b"\r\n"
     pieces: List[bytes] = []
     total = 0
@@ -327,13 +332,7 @@ def render_text_pairs(
 
     Returns ``(rendered, stop)``.
     """
-    if not isinstance(pairs, list):
-        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
-    _pattern_for(delimiter)
-    _clamp_index(start, "start")
-    if start < 0:
-        raise ValueError(f"start must not be negative, got {start}")
-    _clamp_index(limit, "limit")
+    _check_run_arguments(pairs, "pairs", start, delimiter, limit)
     html5 = bool(html5)
     delimiter_line = delimiter + b"\r\n"
     pieces: List[bytes] = []

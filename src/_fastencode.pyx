@@ -438,6 +438,20 @@ cdef Py_ssize_t clamp_index(object value, str what) except? -1:
     return value
 
 
+cdef object check_run_arguments(object items, str what, object start, object delimiter, object limit,
+                                Py_ssize_t *first, Py_ssize_t *limit_size):
+    """The checks render_value_parts and render_text_pairs make of their
+    arguments; returns the scan pattern, sets ``first`` and ``limit_size``."""
+    if not isinstance(items, list):
+        raise TypeError(f"{what} must be a list, not {type(items).__name__}")
+    pattern = check_delimiter(delimiter)
+    first[0] = clamp_index(start, "start")
+    if first[0] < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    limit_size[0] = clamp_index(limit, "limit")
+    return pattern
+
+
 def render_value_parts(params, start, delimiter, limit):
     """Render consecutive in-memory parts, ``params[start:stop]``, as one ``bytes``.
 
@@ -455,13 +469,7 @@ def render_value_parts(params, start, delimiter, limit):
     cdef long long found
     cdef object param, value, headers
     cdef char *out
-    if not isinstance(params, list):
-        raise TypeError(f"params must be a list, not {type(params).__name__}")
-    pattern = check_delimiter(delimiter)
-    first = clamp_index(start, "start")
-    if first < 0:
-        raise ValueError(f"start must not be negative, got {start}")
-    limit_size = clamp_index(limit, "limit")
+    pattern = check_run_arguments(params, "params", start, delimiter, limit, &first, &limit_size)
     if first >= PyList_GET_SIZE(params):
         return b"", start, False
 
@@ -573,13 +581,7 @@ def render_text_pairs(pairs, start, delimiter, html5, limit):
     cdef object pair, name, value, encoded, headers, header_end, rendered
     cdef int charset
     cdef Output out
-    if not isinstance(pairs, list):
-        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
-    pattern = check_delimiter(delimiter)
-    first = clamp_index(start, "start")
-    if first < 0:
-        raise ValueError(f"start must not be negative, got {start}")
-    limit_size = clamp_index(limit, "limit")
+    pattern = check_run_arguments(pairs, "pairs", start, delimiter, limit, &first, &limit_size)
     html5 = bool(html5)
     charset = HTML5_PLAIN if html5 else POSTER_NAME_PLAIN
     header_end = TEXT_HEADER_END_HTML5 if html5 else TEXT_HEADER_END_POSTER

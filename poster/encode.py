@@ -479,10 +479,11 @@ class MultipartParam:
 
     def _iter_file(self, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
         """Yield the file's content as ``bytes`` blocks, checked (see :meth:`_checked_content`)."""
-        return self._checked_content(delimiter, _impl.BlockReader().read, blocksize)
+        reader = _impl.BlockReader()
+        return self._checked_content(delimiter, reader.read, blocksize, reader)
 
     def _checked_content(
-        self, delimiter: bytes, read: Callable[[Any, int], Any], blocksize: int
+        self, delimiter: bytes, read: Callable[[Any, int], Any], blocksize: int, reader: Any = None
     ) -> Generator[Any, None, None]:
         """Yield the file's content, checking its size and for collisions.
 
@@ -492,20 +493,40 @@ class MultipartParam:
         blocks stops the body before either block leaves.  A file that ends
         early, or grew when its size was not given, raises
         :class:`ContentSizeError` before the last block is yielded.
+
+        Given ``reader`` (a ``BlockReader``), a readable regular file of a
+        built-in type is read by descriptor and offset instead, each block
+        read and scanned in one call without the GIL
+        (``reader.pread_scanned``); the file's position is set past what was
+        read when done, as reading it would have left it.
         """
         fileobj = self._open()
+        fd = None
+        offset = self._start or 0
         try:
             if self._consumed:
                 raise ContentSizeError(
                     f"part {self.name!r}: {self._consumed} bytes of its file were "
                     "already read; call reset() before encoding it again"
                 )
+            if self._start is not None and self._path is None:
+                # The content starts where the file was when the param was
+                # made, wherever it has been moved since.
+                fileobj.seek(self._start)
             expected = self._content_size()
             remaining = expected
             scanner = _impl.BoundaryScanner(delimiter)
+            if reader is not None and self._start is not None:
+                fd = _regular_file_descriptor(fileobj, _PREAD_TYPES)
             pending = None
             while remaining > 0:
-                block = read(fileobj, blocksize if remaining > blocksize else remaining)
+                size = blocksize if remaining > blocksize else remaining
+                if fd is None:
+                    block = read(fileobj, size)
+                    found = scanner.feed(block)
+                else:
+                    block, found = reader.pread_scanned(fd, offset, size, scanner)
+                    offset += len(block)
                 remaining -= len(block)
                 self._consumed += len(block)
                 if not block:
@@ -513,15 +534,17 @@ class MultipartParam:
                         f"part {self.name!r}: the file ended after {expected - remaining} "
                         f"of {expected} bytes; it shrank since the part was made"
                     )
-                if scanner.feed(block) >= 0:
+                if found >= 0:
                     raise BoundaryCollisionError(
                         f"boundary found in the file of part {self.name!r} at byte "
-                        f"{scanner.feed(b'')}; use another boundary"
+                        f"{found}; use another boundary"
                     )
                 if pending is not None:
                     yield pending
                 pending = block
-            if not self._size_given and _impl.read_block(fileobj, 1):
+            if not self._size_given and (
+                os.pread(fd, 1, offset) if fd is not None else _impl.read_block(fileobj, 1)
+            ):
                 raise ContentSizeError(
                     f"part {self.name!r}: the file is longer than the {expected} "
                     "bytes announced; it grew since the part was made"
@@ -529,6 +552,8 @@ class MultipartParam:
             if pending is not None:
                 yield pending
         finally:
+            if fd is not None and self._path is None:
+                _seek_quietly(fileobj, offset)
             self._close_opened()
 
     def reset(self) -> None:
@@ -584,7 +609,7 @@ class MultipartParam:
         looked = False
         for window in self._checked_content(delimiter, read_window, half):
             if not looked:
-                source = _sendfile_source(self.fileobj) if use_sendfile else None
+                source = _regular_file_descriptor(self.fileobj, _SENDFILE_TYPES) if use_sendfile else None
                 looked = True
             offset = self._send_window(sock, window, source, offset)
             yield len(window)
@@ -984,22 +1009,39 @@ def _is_plain_socket(sock: Any) -> bool:
     return tls is None or not isinstance(sock, tls.SSLSocket)
 
 
-def _sendfile_source(fileobj: Any) -> Optional[int]:
-    """The descriptor of ``fileobj`` when it is a regular file ``os.sendfile`` reads.
+def _regular_file_descriptor(fileobj: Any, types: Tuple[type, ...]) -> Optional[int]:
+    """The descriptor of ``fileobj`` when its bytes can be taken from it by offset.
 
-    Only the built-in file types qualify, not their subclasses: a subclass
-    may read something else than its descriptor holds (a tar member, a
-    decrypting reader), and ``os.sendfile`` would send the descriptor's bytes.
+    That is when ``fileobj`` is readable, a regular file, and of one of the
+    built-in ``types`` exactly: a subclass may read something else than its
+    descriptor holds (a tar member, a decrypting reader).
     """
-    if type(fileobj) not in (io.FileIO, io.BufferedReader, io.BufferedRandom):
+    if type(fileobj) not in types:
         return None
     try:
+        if not fileobj.readable():
+            return None
         fd: int = fileobj.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
     except (OSError, ValueError, AttributeError):
         return None
     return fd
+
+
+#: What os.sendfile may send from (write_to).
+_SENDFILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedRandom)
+#: What is read with pread when a body is iterated: not io.BufferedRandom,
+#: which may hold writes that are not in the file yet.
+_PREAD_TYPES = (io.FileIO, io.BufferedReader) if hasattr(os, "pread") else ()
+
+
+def _seek_quietly(fileobj: Any, position: int) -> None:
+    """Set a file's position after it was read by offset; a file closed meanwhile stays so."""
+    try:
+        fileobj.seek(position)
+    except (OSError, ValueError):
+        pass
 
 
 def _sendfile_all(sock: Any, fd: int, offset: int, count: int) -> bool:

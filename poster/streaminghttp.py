@@ -165,7 +165,7 @@ class _StreamingConnectionMixin:
     def _send_file(self, fileobj: Any) -> None:
         source = None
         if self.use_sendfile and encode._is_plain_socket(self.sock):
-            source = encode._sendfile_source(fileobj)
+            source = encode._regular_file_descriptor(fileobj, encode._SENDFILE_TYPES)
         if source is not None:
             offset = fileobj.tell()
             count = max(0, os.fstat(source).st_size - offset)

@@ -28,10 +28,14 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc, realloc
+from cpython.exc cimport PyErr_CheckSignals
+from libc.errno cimport EINTR, errno
+from libc.limits cimport INT_MAX
 from libc.string cimport memcmp, memcpy, memmove, memset
 
 import base64
 import io
+import os
 import sys
 
 cdef extern from "_fastencode_scan.h":
@@ -125,6 +129,7 @@ cdef class BoundaryScanner:
 
     cdef object _delimiter
     cdef bytes _pattern              # LF + delimiter
+    cdef const unsigned char *_pattern_data   # its bytes, read without the GIL
     cdef Py_ssize_t _keep            # len(_pattern) - 1: the tail kept between blocks
     cdef unsigned char *_tail        # the last _tail_len bytes seen (_keep at most)
     cdef Py_ssize_t _tail_len
@@ -145,6 +150,7 @@ cdef class BoundaryScanner:
         self._edge = NULL
         self._delimiter = delimiter
         self._pattern = pattern
+        self._pattern_data = <const unsigned char *>PyBytes_AS_STRING(pattern)
         self._keep = PyBytes_GET_SIZE(pattern) - 1
         self._tail = <unsigned char *>malloc(self._keep)
         self._edge = <unsigned char *>malloc(2 * self._keep)
@@ -195,7 +201,15 @@ cdef class BoundaryScanner:
             PyBuffer_Release(&view)
 
     cdef long long _scan(self, const unsigned char *data, Py_ssize_t n):
-        cdef const unsigned char *pattern = <const unsigned char *>PyBytes_AS_STRING(self._pattern)
+        if n >= RELEASE_GIL_AT:
+            # ``data`` stays valid: the caller holds the buffer (or the bytes).
+            with nogil:
+                return self._scan_nogil(data, n)
+        return self._scan_nogil(data, n)
+
+    cdef long long _scan_nogil(self, const unsigned char *data, Py_ssize_t n) noexcept nogil:
+        """feed() of an initialised scanner that has found nothing yet."""
+        cdef const unsigned char *pattern = self._pattern_data
         cdef Py_ssize_t plen = self._keep + 1
         cdef Py_ssize_t keep = self._keep
         cdef Py_ssize_t head, index, total, drop
@@ -208,12 +222,7 @@ cdef class BoundaryScanner:
             if index >= 0:
                 self._found = self._consumed - self._tail_len + index + 1
                 return self._found
-        if n >= RELEASE_GIL_AT:
-            # ``data`` stays valid: the caller holds the buffer (or the bytes).
-            with nogil:
-                index = poster_find(data, n, pattern, plen)
-        else:
-            index = poster_find(data, n, pattern, plen)
+        index = poster_find(data, n, pattern, plen)
         if index >= 0:
             self._found = self._consumed + index + 1
             return self._found
@@ -705,6 +714,41 @@ cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
 cdef tuple EXACT_READERS = (io.FileIO, io.BufferedReader, io.BufferedRandom, io.BytesIO)
 
 
+cdef int checked_descriptor(object fd) except? -1:
+    if not isinstance(fd, int):
+        raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+    if fd < 0 or fd > INT_MAX:
+        raise ValueError(f"fd must be a file descriptor (0 to {INT_MAX}), got {fd}")
+    return fd
+
+
+cdef long long checked_offset(object offset) except? -1:
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+    if offset < 0 or offset > MAX_BLOCK:
+        raise ValueError(f"offset must be between 0 and {MAX_BLOCK}, got {offset}")
+    return offset
+
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #ifdef _WIN32
+    static Py_ssize_t poster_pread(int fd, char *buf, Py_ssize_t n, long long offset) {
+        (void)fd; (void)buf; (void)n; (void)offset;
+        errno = ENOSYS;
+        return -1;
+    }
+    #else
+    #include <unistd.h>
+    static Py_ssize_t poster_pread(int fd, char *buf, Py_ssize_t n, long long offset) {
+        return (Py_ssize_t)pread(fd, buf, (size_t)n, (off_t)offset);
+    }
+    #endif
+    """
+    Py_ssize_t poster_pread(int fd, char *buf, Py_ssize_t n, long long offset) nogil
+
+
 cdef Py_ssize_t checked_size(object size) except -1:
     if not isinstance(size, int):
         raise TypeError(f"size must be an int, not {type(size).__name__}")
@@ -919,6 +963,64 @@ cdef class BlockReader:
             decref_raw(raw)
             raise
         whole.release()
+        return self.finish(raw, recycled, got, n)
+
+    def pread_scanned(self, fd, offset, size, scanner):
+        """Read ``size`` bytes of the descriptor ``fd`` from ``offset`` (fewer
+        only at end of file) and feed them to ``scanner``.
+
+        Returns ``(block, scanner.feed(block))``.  The reads (``pread``: the
+        descriptor's position does not move) and the scan run in one stretch
+        without the GIL, into a recycled block when one is free.
+        """
+        cdef int descriptor = checked_descriptor(fd)
+        cdef long long start = checked_offset(offset)
+        cdef Py_ssize_t n = checked_size(size)
+        cdef Py_ssize_t got = 0, count = 0
+        cdef long long found = -1
+        cdef int error = 0
+        cdef bint scan
+        cdef PyObject *raw
+        cdef char *data
+        if not isinstance(scanner, BoundaryScanner):
+            raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
+        if n == 0:
+            return b"", scanner.feed(b"")
+        # A scanner that found a collision already (or was never set up)
+        # answers feed() itself, after the read.
+        scan = (<BoundaryScanner>scanner)._tail != NULL and (<BoundaryScanner>scanner)._found < 0
+        raw = self.take_recycled(n)
+        recycled = raw != NULL
+        if not recycled:
+            raw = new_block(n)
+        data = bytes_data_raw(raw)
+        try:
+            while True:
+                with nogil:
+                    while got < n:
+                        count = poster_pread(descriptor, data + got, n - got, start + got)
+                        if count <= 0:
+                            break
+                        got += count
+                    if count < 0:
+                        error = errno
+                    elif scan:
+                        found = (<BoundaryScanner>scanner)._scan_nogil(<const unsigned char *>data, got)
+                if count >= 0:
+                    break
+                if error != EINTR:
+                    raise OSError(error, os.strerror(error))
+                PyErr_CheckSignals()  # a signal handler may raise; else read on
+        except BaseException:
+            decref_raw(raw)
+            raise
+        block = self.finish(raw, recycled, got, n)
+        if not scan:
+            found = scanner.feed(block)
+        return block, found
+
+    cdef object finish(self, PyObject *raw, bint recycled, Py_ssize_t got, Py_ssize_t n):
+        """The block ``raw`` (a reference this call takes over) once ``got`` of its ``n`` bytes were read."""
         if got == n:
             if not recycled:
                 self.keep(raw)

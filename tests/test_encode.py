@@ -261,6 +261,50 @@ def test_file_content_starts_at_the_position_when_the_param_was_made():
     assert param.encode("XX").endswith(b"\r\n\r\npayload\r\n")
 
 
+def _opened(kind, path, data):
+    return {"fileio": lambda: io.FileIO(path, "rb"), "buffered": lambda: open(path, "rb"),
+            "random": lambda: open(path, "r+b"), "bytesio": lambda: io.BytesIO(data)}[kind]()
+
+
+@pytest.mark.parametrize("kind", ["fileio", "buffered", "random", "bytesio"])
+def test_content_comes_from_where_the_file_was_and_leaves_it_after(tmp_path, kind):
+    data = os.urandom(300_000)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    expected = b"".join(multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data[1000:201_000]))], "XX")[0])
+    with _opened(kind, path, data) as f:
+        f.seek(1000)
+        param = MultipartParam("f", fileobj=f, filesize=200_000)
+        f.seek(5)  # moved since the param was made
+        datagen, _ = multipart_encode([param], "XX", blocksize=65536)
+        assert b"".join(datagen) == expected
+        assert f.tell() == 201_000  # where reading the content leaves it
+        datagen.reset()
+        assert b"".join(datagen) == expected
+
+
+def test_content_of_a_buffered_file_that_read_ahead(tmp_path):
+    data = os.urandom(100_000)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        assert f.read(10) == data[:10]  # the buffer now holds bytes beyond 10
+        datagen, _ = multipart_encode([MultipartParam("f", fileobj=f)], "XX")
+        body = b"".join(datagen)
+    assert body == b"".join(multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data[10:]))], "XX")[0])
+
+
+def test_writes_not_yet_flushed_are_part_of_the_content(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0" * 10_000)
+    with open(path, "r+b") as f:
+        param = MultipartParam("f", fileobj=f)  # at 0: 10 000 bytes
+        f.seek(100)
+        f.write(b"new bytes")  # held in the buffer, not yet in the file
+        body = b"".join(multipart_encode([param], "XX")[0])
+    assert b"0" * 100 + b"new bytes" + b"0" * 9891 in body
+
+
 def test_filesize_limits_the_content():
     param = MultipartParam("f", fileobj=io.BytesIO(b"0123456789"), filesize=4)
     assert param.encode("XX").endswith(b"\r\n\r\n0123\r\n")

@@ -404,6 +404,65 @@ def test_misbehaving_files_raise_the_same_errors(result, with_readinto):
             assert outcome(twin.readinto_exact, Misbehaving(result, with_readinto), bytearray(size)) == expected
 
 
+@given(
+    data=st.lists(st.sampled_from([b"a", b"\n", b"-", b"--b", b"x" * 50]), max_size=400).map(b"".join),
+    reads=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 900)), min_size=1, max_size=6),
+    delimiter=st.sampled_from([b"--b", b"-", b"--boundary"]),
+)
+def test_pread_scanned_agrees(tmp_path_factory, data, reads, delimiter):
+    path = tmp_path_factory.mktemp("f") / "content"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        for twin in TWINS:
+            expected_scanner, scanner = reference.BoundaryScanner(delimiter), twin.BoundaryScanner(delimiter)
+            reader = twin.BlockReader()
+            for offset, size in reads:
+                got = outcome(reader.pread_scanned, fd, offset, size, scanner)
+                block = data[offset:offset + size]
+                assert got == ("ok", (block, expected_scanner.feed(block)))
+            assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # the position never moved
+
+
+def test_pread_scanned_recycles_and_scans_long_blocks(tmp_path):
+    # Blocks long enough to be scanned without the GIL, a collision in the
+    # third, and a short last one.
+    data = os.urandom(200_000).replace(b"\n--b", b"xxxx")
+    data = data[:150_000] + b"\n--b" + data[150_000:]
+    path = tmp_path / "content"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        for twin in TWINS:
+            reader, scanner = twin.BlockReader(), twin.BoundaryScanner(b"--b")
+            results = [reader.pread_scanned(f.fileno(), offset, 65536, scanner)
+                       for offset in range(0, len(data) + 65536, 65536)]
+            assert b"".join(block for block, _ in results) == data
+            assert [found for _, found in results] == [-1, -1, 150_001, 150_001, 150_001]
+            assert [len(block) for block, _ in results][-2:] == [len(data) - 3 * 65536, 0]
+
+
+@pytest.mark.parametrize("args", [
+    ("3", 0, 8), (-1, 0, 8), (2**40, 0, 8), (None, 0, 8),
+    ("fd", -1, 8), ("fd", "0", 8), ("fd", 2**70, 8),
+    ("fd", 0, -1), ("fd", 0, 2**70), ("fd", 0, 8.0),
+    (99_999, 0, 8),  # not an open descriptor: EBADF from the read
+    (99_999, 0, 0),  # nothing to read: no read, no error
+], ids=repr)
+@pytest.mark.parametrize("scanner", ["scanner", None])
+def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
+    path = tmp_path / "content"
+    path.write_bytes(b"abc\n--b")
+    with open(path, "rb") as f:
+        fd, offset, size = (f.fileno() if a == "fd" else a for a in args)
+        results = {
+            twin.__name__: outcome(
+                twin.BlockReader().pread_scanned, fd, offset, size,
+                twin.BoundaryScanner(b"--b") if scanner else None)
+            for twin in TWINS + [reference]
+        }
+    assert len(set(results.values())) == 1, results
+
+
 @pytest.mark.parametrize("size", [-1, "8", 8.0, None, 2**70, True], ids=repr)
 def test_read_block_size_errors_agree(size):
     for twin in TWINS:

@@ -510,6 +510,33 @@ def test_wire_bytes_are_the_joined_datagen(client_ssl_context, server_ssl_contex
     assert bytes(record.body) == expected
 
 
+@pytest.mark.parametrize("path", ["sendfile", "memoryview", "tls"])
+@pytest.mark.parametrize("kind", ["fileio", "buffered", "random"])
+def test_file_moved_since_its_param_was_made_is_sent_from_where_it_was(
+    client_ssl_context, server_ssl_context, tmp_path, path, kind
+):
+    file_path, data = random_file(tmp_path, "moved.bin", 700_000)
+    opened = {"fileio": lambda: io.FileIO(file_path, "rb"), "buffered": lambda: open(file_path, "rb"),
+              "random": lambda: open(file_path, "r+b")}[kind]
+    expected = b"".join(multipart_encode(
+        [MultipartParam("file", fileobj=io.BytesIO(data[4103:]), filename="moved.bin")], boundary="XYZ")[0])
+    context = server_ssl_context if path == "tls" else None
+    with opened() as f, RawServer(counting(), context, keep_body=True) as raw:
+        f.seek(4103)
+        param = MultipartParam("file", fileobj=f, filename="moved.bin")
+        f.seek(0)
+        datagen, headers = multipart_encode([param], boundary="XYZ")
+        if path == "tls":
+            conn = StreamingHTTPSConnection("127.0.0.1", raw.port, timeout=TIMEOUT, context=client_ssl_context)
+        else:
+            conn = StreamingHTTPConnection("127.0.0.1", raw.port, timeout=TIMEOUT, sendfile=path == "sendfile")
+        conn.request("POST", "/upload", datagen, headers)
+        assert conn.getresponse().status == 200
+        conn.close()
+        [record] = raw.wait(1)
+    assert bytes(record.body) == expected
+
+
 def test_sendfile_is_used_for_real_files_over_http(echo_server, tls_echo_server, opener, tmp_path, monkeypatch):
     calls = []
     real_sendfile = os.sendfile

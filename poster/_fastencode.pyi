@@ -1,6 +1,6 @@
 """Types of poster._fastencode, the compiled hot path (twin of poster._fastencode_py)."""
 
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 __all__ = [
     "BoundaryScanner",
@@ -10,6 +10,7 @@ __all__ = [
     "render_text_pairs",
     "read_block",
     "BlockReader",
+    "FileContent",
     "readinto_exact",
 ]
 
@@ -39,5 +40,15 @@ class BlockReader:
     def pread_scanned(
         self, fd: int, offset: int, size: int, scanner: BoundaryScanner
     ) -> Tuple[bytes, int]: ...
+
+class FileContent:
+    position: int
+    problem: Optional[str]
+    collision: int
+    def __init__(
+        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes, check_growth: Any
+    ) -> None: ...
+    def __iter__(self) -> FileContent: ...
+    def __next__(self) -> Any: ...
 
 def readinto_exact(fileobj: Any, buffer: Any) -> int: ...

@@ -32,6 +32,7 @@ __all__ = [
     "render_text_pairs",
     "read_block",
     "BlockReader",
+    "FileContent",
     "readinto_exact",
 ]
 
@@ -435,12 +436,17 @@ def _checked_descriptor(fd: Any) -> int:
     return fd
 
 
-def _checked_offset(offset: Any) -> int:
-    if not isinstance(offset, int):
-        raise TypeError(f"offset must be an int, not {type(offset).__name__}")
-    if offset < 0 or offset > MAX_BLOCK:
-        raise ValueError(f"offset must be between 0 and {MAX_BLOCK}, got {offset}")
-    return offset
+# The largest file offset or content size taken: two of them add up to less
+# than 2**63, the range of a 64-bit off_t.
+MAX_POSITION = 2**62
+
+
+def _checked_position(value: Any, what: str) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 0 or value > MAX_POSITION:
+        raise ValueError(f"{what} must be between 0 and {MAX_POSITION}, got {value}")
+    return value
 
 
 def _read_with_read(fileobj: Any, size: int) -> bytes:
@@ -520,9 +526,9 @@ class BlockReader:
         scans in one stretch without the GIL.)
         """
         fd = _checked_descriptor(fd)
-        offset = _checked_offset(offset)
+        offset = _checked_position(offset, "offset")
         size = _checked_size(size)
-        if not isinstance(scanner, BoundaryScanner):
+        if type(scanner) is not BoundaryScanner:
             raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
         pieces = []
         got = 0
@@ -534,6 +540,94 @@ class BlockReader:
             got += len(chunk)
         block = b"".join(pieces)
         return block, scanner.feed(block)
+
+
+class FileContent:
+    """The content of one file part, as checked blocks: an iterator.
+
+    ``source`` is a file descriptor, read by offset from ``start`` with
+    :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
+    a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
+    file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
+    bytes are read, ``blocksize`` at a time.
+
+    A block is yielded only once the next one has been read and scanned, and
+    the last once the end was checked: with ``check_growth``, the source must
+    have no byte after ``size``.  On a problem the iteration stops with the
+    pending block held back and :attr:`problem` says which: ``"shrank"`` (the
+    source ended early), ``"grew"`` or ``"collision"`` (the delimiter, at
+    content offset :attr:`collision`).  :attr:`position` is ``start`` plus
+    the bytes read so far.
+    """
+
+    def __init__(
+        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes, check_growth: Any
+    ) -> None:
+        if isinstance(source, int):
+            self._fd: int = _checked_descriptor(source)
+            self._read: Any = None
+        elif callable(source):
+            self._fd = -1
+            self._read = source
+        else:
+            raise TypeError(
+                f"source must be a file descriptor or a read callable, not {type(source).__name__}"
+            )
+        begin = _checked_position(start, "start")
+        length = _checked_position(size, "size")
+        self._blocksize = _checked_size(blocksize)
+        if self._blocksize == 0:
+            raise ValueError("blocksize must be positive")
+        self._scanner = BoundaryScanner(delimiter)
+        self._reader = BlockReader()
+        self._check_growth = bool(check_growth)
+        self._end = begin + length
+        self.position = begin
+        self.problem: Any = None
+        self.collision = -1
+        self._pending: Any = None
+        self._done = False
+
+    def __iter__(self) -> "FileContent":
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        while self.position < self._end:
+            n = min(self._blocksize, self._end - self.position)
+            if self._read is None:
+                block, found = self._reader.pread_scanned(self._fd, self.position, n, self._scanner)
+            else:
+                block = self._read(n)
+                found = self._scanner.feed(block)
+            self.position += len(block)
+            if len(block) == 0:
+                self._stop("shrank")
+            if found >= 0:
+                self.collision = found
+                self._stop("collision")
+            pending, self._pending = self._pending, block
+            if pending is not None:
+                return pending
+        if self._check_growth and self._grew():
+            self._stop("grew")
+        self._done = True
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise StopIteration
+        return pending
+
+    def _grew(self) -> bool:
+        if self._read is None:
+            return len(os.pread(self._fd, 1, self.position)) > 0
+        return len(self._read(1)) > 0
+
+    def _stop(self, problem: str) -> None:
+        self.problem = problem
+        self._done = True
+        self._pending = None
+        raise StopIteration
 
 
 def _writable_bytes_view(buffer: Any) -> memoryview:

@@ -479,82 +479,82 @@ class MultipartParam:
 
     def _iter_file(self, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
         """Yield the file's content as ``bytes`` blocks, checked (see :meth:`_checked_content`)."""
-        reader = _impl.BlockReader()
-        return self._checked_content(delimiter, reader.read, blocksize, reader)
+        return self._checked_content(delimiter, _impl.BlockReader().read, blocksize, by_offset=True)
 
     def _checked_content(
-        self, delimiter: bytes, read: Callable[[Any, int], Any], blocksize: int, reader: Any = None
+        self, delimiter: bytes, read: Callable[[Any, int], Any], blocksize: int, by_offset: bool = False
     ) -> Generator[Any, None, None]:
-        """Yield the file's content, checking its size and for collisions.
+        """Yield the file's content, checked by the hot path's :class:`FileContent`.
 
         ``read(fileobj, size)`` gives the next block: ``size`` bytes (at most
-        ``blocksize``), fewer only at end of file.  A block is yielded only once the
-        next one has been read and scanned, so a delimiter that straddles two
-        blocks stops the body before either block leaves.  A file that ends
-        early, or grew when its size was not given, raises
-        :class:`ContentSizeError` before the last block is yielded.
+        ``blocksize``), fewer only at end of file.  A block is yielded only
+        once the next one has been read and scanned, so a delimiter that
+        straddles two blocks stops the body before either block leaves
+        (:class:`BoundaryCollisionError`).  A file that ends early, or grew
+        when its size was not given, raises :class:`ContentSizeError` before
+        the last block is yielded.
 
-        Given ``reader`` (a ``BlockReader``), a readable regular file of a
-        built-in type is read by descriptor and offset instead, each block
-        read and scanned in one call without the GIL
-        (``reader.pread_scanned``); the file's position is set past what was
-        read when done, as reading it would have left it.
+        With ``by_offset``, a readable regular file of a built-in type is read
+        by descriptor and offset instead, each block read and scanned in one
+        call without the GIL; once the content is through, its position is
+        set past what was read, as reading it would have left it.
         """
         fileobj = self._open()
         fd = None
-        offset = self._start or 0
+        content = None
         try:
             if self._consumed:
                 raise ContentSizeError(
                     f"part {self.name!r}: {self._consumed} bytes of its file were "
                     "already read; call reset() before encoding it again"
                 )
-            if self._start is not None and self._path is None:
+            if self._start is not None and self._path is None and hasattr(fileobj, "seek"):
                 # The content starts where the file was when the param was
                 # made, wherever it has been moved since.
                 fileobj.seek(self._start)
-            expected = self._content_size()
-            remaining = expected
-            scanner = _impl.BoundaryScanner(delimiter)
-            if reader is not None and self._start is not None:
+            if by_offset and self._start is not None:
                 fd = _regular_file_descriptor(fileobj, _PREAD_TYPES)
-            pending = None
-            while remaining > 0:
-                size = blocksize if remaining > blocksize else remaining
-                if fd is None:
-                    block = read(fileobj, size)
-                    found = scanner.feed(block)
-                else:
-                    block, found = reader.pread_scanned(fd, offset, size, scanner)
-                    offset += len(block)
-                remaining -= len(block)
-                self._consumed += len(block)
-                if not block:
-                    raise ContentSizeError(
-                        f"part {self.name!r}: the file ended after {expected - remaining} "
-                        f"of {expected} bytes; it shrank since the part was made"
-                    )
-                if found >= 0:
-                    raise BoundaryCollisionError(
-                        f"boundary found in the file of part {self.name!r} at byte "
-                        f"{found}; use another boundary"
-                    )
-                if pending is not None:
-                    yield pending
-                pending = block
-            if not self._size_given and (
-                os.pread(fd, 1, offset) if fd is not None else _impl.read_block(fileobj, 1)
-            ):
+            if fd is not None and self._path is None:
+                # A descriptor of its own: were the caller's file closed
+                # meanwhile, its number could name another file.  (None left:
+                # the file is read through its object instead.)
+                try:
+                    fd = os.dup(fd)
+                except OSError:
+                    fd = None
+            expected = self._content_size()
+            content = _impl.FileContent(
+                fd if fd is not None else functools.partial(read, fileobj),
+                self._start or 0, expected, blocksize, delimiter, not self._size_given,
+            )
+            yield from content
+            if fd is not None and self._path is None:
+                _seek_quietly(fileobj, content.position)
+            if content.problem == "shrank":
+                raise ContentSizeError(
+                    f"part {self.name!r}: the file ended after {self._read_by(content)} "
+                    f"of {expected} bytes; it shrank since the part was made"
+                )
+            if content.problem == "grew":
                 raise ContentSizeError(
                     f"part {self.name!r}: the file is longer than the {expected} "
                     "bytes announced; it grew since the part was made"
                 )
-            if pending is not None:
-                yield pending
+            if content.problem == "collision":
+                raise BoundaryCollisionError(
+                    f"boundary found in the file of part {self.name!r} at byte "
+                    f"{content.collision}; use another boundary"
+                )
         finally:
+            if content is not None:
+                self._consumed = self._read_by(content)
             if fd is not None and self._path is None:
-                _seek_quietly(fileobj, offset)
+                os.close(fd)
             self._close_opened()
+
+    def _read_by(self, content: Any) -> int:
+        """How many bytes of the file ``content`` (a FileContent) has read."""
+        return int(content.position) - (self._start or 0)
 
     def reset(self) -> None:
         """Rewind to where the content started, so the part can be sent again.
@@ -770,7 +770,8 @@ class MultipartBody:
         """The parts, as :class:`MultipartParam` objects.
 
         Text fields that :func:`multipart_encode` got as pairs are made into
-        params on first access; the body then encodes those very objects.
+        params on first access; iterations that start after that encode those
+        very objects.
         """
         if self._params is None:
             if any(isinstance(part, _TextRun) for part in self._parts):
@@ -783,8 +784,8 @@ class MultipartBody:
         return self._params
 
     @params.setter
-    def params(self, params: List[MultipartParam]) -> None:
-        self._parts = self._params = params
+    def params(self, params: Iterable[MultipartParam]) -> None:
+        self._parts = self._params = list(params)
 
     def __len__(self) -> int:
         return self.total
@@ -844,6 +845,10 @@ class MultipartBody:
         while index < len(params):
             param = params[index]
             if isinstance(param, _TextRun):  # rendered and scanned already
+                if pending and pending_size + len(param.rendered) > blocksize:
+                    yield b"".join(pending)
+                    pending.clear()
+                    pending_size = 0
                 pending.append(param.rendered)
                 pending_size += len(param.rendered)
                 current += len(param.rendered)
@@ -1013,10 +1018,13 @@ def _regular_file_descriptor(fileobj: Any, types: Tuple[type, ...]) -> Optional[
     """The descriptor of ``fileobj`` when its bytes can be taken from it by offset.
 
     That is when ``fileobj`` is readable, a regular file, and of one of the
-    built-in ``types`` exactly: a subclass may read something else than its
+    built-in ``types`` exactly, over an ``io.FileIO`` when buffered: a
+    subclass or another raw stream may read something else than its
     descriptor holds (a tar member, a decrypting reader).
     """
     if type(fileobj) not in types:
+        return None
+    if type(fileobj) is not io.FileIO and type(getattr(fileobj, "raw", None)) is not io.FileIO:
         return None
     try:
         if not fileobj.readable():

@@ -67,6 +67,7 @@ __all__ = [
     "render_text_pairs",
     "read_block",
     "BlockReader",
+    "FileContent",
     "readinto_exact",
 ]
 
@@ -136,6 +137,7 @@ cdef class BoundaryScanner:
     cdef unsigned char *_edge        # scratch: the tail + the head of the next block
     cdef long long _consumed
     cdef long long _found
+    cdef bint _busy                  # scanning without the GIL: no other call may touch the state
 
     def __cinit__(self, *args, **kwargs):
         self._tail = NULL
@@ -143,6 +145,7 @@ cdef class BoundaryScanner:
         self._found = -1
 
     def __init__(self, delimiter):
+        self.check_idle()
         pattern = check_delimiter(delimiter)
         free(self._tail)
         free(self._edge)
@@ -171,6 +174,7 @@ cdef class BoundaryScanner:
         """Start a new part: forget what was fed so far."""
         if self._tail == NULL:
             raise ValueError("BoundaryScanner was not initialised")
+        self.check_idle()
         # The virtual LF that precedes the content; its offset is -1.
         self._tail[0] = b"\n"
         self._tail_len = 1
@@ -189,26 +193,35 @@ cdef class BoundaryScanner:
         offset.
         """
         cdef Py_buffer view
+        cdef long long found
         if self._found >= 0:
             return self._found
         if self._tail == NULL:
             raise ValueError("BoundaryScanner was not initialised")
+        self.check_idle()
         owner = contiguous_bytes_owner(block)
         PyObject_GetBuffer(owner, &view, PyBUF_SIMPLE)
         try:
-            return self._scan(<const unsigned char *>view.buf, view.len)
+            if view.len < RELEASE_GIL_AT:
+                return self._scan_nogil(<const unsigned char *>view.buf, view.len)
+            # The buffer stays valid: it is held until the scan is done.
+            self._busy = True
+            with nogil:
+                found = self._scan_nogil(<const unsigned char *>view.buf, view.len)
+            self._busy = False
+            return found
         finally:
             PyBuffer_Release(&view)
 
-    cdef long long _scan(self, const unsigned char *data, Py_ssize_t n):
-        if n >= RELEASE_GIL_AT:
-            # ``data`` stays valid: the caller holds the buffer (or the bytes).
-            with nogil:
-                return self._scan_nogil(data, n)
-        return self._scan_nogil(data, n)
+    cdef int check_idle(self) except -1:
+        # A scanner is fed from one thread at a time; one fed from two at once
+        # must fail, not have its state changed by both.
+        if self._busy:
+            raise RuntimeError("this BoundaryScanner is scanning in another thread")
+        return 0
 
     cdef long long _scan_nogil(self, const unsigned char *data, Py_ssize_t n) noexcept nogil:
-        """feed() of an initialised scanner that has found nothing yet."""
+        """feed() of an initialised, idle scanner that has found nothing yet."""
         cdef const unsigned char *pattern = self._pattern_data
         cdef Py_ssize_t plen = self._keep + 1
         cdef Py_ssize_t keep = self._keep
@@ -722,12 +735,17 @@ cdef int checked_descriptor(object fd) except? -1:
     return fd
 
 
-cdef long long checked_offset(object offset) except? -1:
-    if not isinstance(offset, int):
-        raise TypeError(f"offset must be an int, not {type(offset).__name__}")
-    if offset < 0 or offset > MAX_BLOCK:
-        raise ValueError(f"offset must be between 0 and {MAX_BLOCK}, got {offset}")
-    return offset
+# The largest file offset or content size taken: two of them add up to less
+# than 2**63, the range of a 64-bit off_t.
+cdef long long MAX_POSITION = 2**62
+
+
+cdef long long checked_position(object value, str what) except? -1:
+    if not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 0 or value > MAX_POSITION:
+        raise ValueError(f"{what} must be between 0 and {MAX_POSITION}, got {value}")
+    return value
 
 
 cdef extern from *:
@@ -849,8 +867,9 @@ cdef extern from *:
     """
     /* Whether the kernel copies into ``data`` slowly: on some x86-64 CPUs
        (measured on AMD EPYC) a read() whose target lies 1 to 31 bytes past
-       a page boundary, from a page-aligned source such as the page cache,
-       runs about 4 times slower than one a few bytes further on. */
+       a 4 KiB page boundary, from a page-aligned source such as the page
+       cache, runs about 4 times slower than one a few bytes further on.
+       Elsewhere avoiding those offsets costs nothing. */
     static int poster_slow_copy_target(const char *data) {
         size_t offset = (size_t)(uintptr_t)data & 4095u;
         return offset != 0 && offset < 32;
@@ -974,38 +993,48 @@ cdef class BlockReader:
         without the GIL, into a recycled block when one is free.
         """
         cdef int descriptor = checked_descriptor(fd)
-        cdef long long start = checked_offset(offset)
+        cdef long long start = checked_position(offset, "offset")
         cdef Py_ssize_t n = checked_size(size)
-        cdef Py_ssize_t got = 0, count = 0
         cdef long long found = -1
+        if type(scanner) is not BoundaryScanner:
+            raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
+        block = self.read_at(descriptor, start, n, <BoundaryScanner>scanner, &found)
+        return block, found
+
+    cdef object read_at(self, int fd, long long offset, Py_ssize_t n, BoundaryScanner scanner,
+                        long long *found):
+        """pread_scanned() of checked arguments; the scan's answer goes to ``found``."""
+        cdef Py_ssize_t got = 0, count = 0
         cdef int error = 0
-        cdef bint scan
+        cdef bint scan, recycled
         cdef PyObject *raw
         cdef char *data
-        if not isinstance(scanner, BoundaryScanner):
-            raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
         if n == 0:
-            return b"", scanner.feed(b"")
+            found[0] = scanner.feed(b"")
+            return b""
         # A scanner that found a collision already (or was never set up)
         # answers feed() itself, after the read.
-        scan = (<BoundaryScanner>scanner)._tail != NULL and (<BoundaryScanner>scanner)._found < 0
+        scan = scanner._tail != NULL and scanner._found < 0
+        if scan:
+            scanner.check_idle()
         raw = self.take_recycled(n)
         recycled = raw != NULL
         if not recycled:
             raw = new_block(n)
         data = bytes_data_raw(raw)
+        scanner._busy = scan
         try:
             while True:
                 with nogil:
                     while got < n:
-                        count = poster_pread(descriptor, data + got, n - got, start + got)
+                        count = poster_pread(fd, data + got, n - got, offset + got)
                         if count <= 0:
                             break
                         got += count
                     if count < 0:
                         error = errno
                     elif scan:
-                        found = (<BoundaryScanner>scanner)._scan_nogil(<const unsigned char *>data, got)
+                        found[0] = scanner._scan_nogil(<const unsigned char *>data, got)
                 if count >= 0:
                     break
                 if error != EINTR:
@@ -1014,10 +1043,12 @@ cdef class BlockReader:
         except BaseException:
             decref_raw(raw)
             raise
+        finally:
+            scanner._busy = False
         block = self.finish(raw, recycled, got, n)
         if not scan:
-            found = scanner.feed(block)
-        return block, found
+            found[0] = scanner.feed(block)
+        return block
 
     cdef object finish(self, PyObject *raw, bint recycled, Py_ssize_t got, Py_ssize_t n):
         """The block ``raw`` (a reference this call takes over) once ``got`` of its ``n`` bytes were read."""
@@ -1037,6 +1068,111 @@ cdef class BlockReader:
         result = <object>raw
         decref_raw(raw)
         return result
+
+
+cdef class FileContent:
+    """The content of one file part, as checked blocks: an iterator.
+
+    ``source`` is a file descriptor, read by offset from ``start`` with
+    :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
+    a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
+    file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
+    bytes are read, ``blocksize`` at a time.
+
+    A block is yielded only once the next one has been read and scanned, and
+    the last once the end was checked: with ``check_growth``, the source must
+    have no byte after ``size``.  On a problem the iteration stops with the
+    pending block held back and :attr:`problem` says which: ``"shrank"`` (the
+    source ended early), ``"grew"`` or ``"collision"`` (the delimiter, at
+    content offset :attr:`collision`).  :attr:`position` is ``start`` plus
+    the bytes read so far.
+    """
+
+    cdef object _read                # the callable, or None: read by offset
+    cdef int _fd
+    cdef long long _end
+    cdef Py_ssize_t _blocksize
+    cdef BoundaryScanner _scanner
+    cdef BlockReader _reader
+    cdef bint _check_growth
+    cdef bint _done
+    cdef object _pending
+    cdef readonly long long position
+    cdef readonly object problem
+    cdef readonly long long collision
+
+    def __init__(self, source, start, size, blocksize, delimiter, check_growth):
+        cdef long long begin, length
+        if isinstance(source, int):
+            self._fd = checked_descriptor(source)
+            self._read = None
+        elif callable(source):
+            self._fd = -1
+            self._read = source
+        else:
+            raise TypeError(
+                f"source must be a file descriptor or a read callable, not {type(source).__name__}"
+            )
+        begin = checked_position(start, "start")
+        length = checked_position(size, "size")
+        self._blocksize = checked_size(blocksize)
+        if self._blocksize == 0:
+            raise ValueError("blocksize must be positive")
+        self._scanner = BoundaryScanner(delimiter)
+        self._reader = BlockReader()
+        self._check_growth = bool(check_growth)
+        self._end = begin + length
+        self.position = begin
+        self.problem = None
+        self.collision = -1
+        self._pending = None
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef long long found = -1
+        cdef Py_ssize_t n
+        if self._done:
+            raise StopIteration
+        while self.position < self._end:
+            n = self._blocksize if self._end - self.position > self._blocksize else self._end - self.position
+            if self._read is None:
+                block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found)
+            else:
+                block = self._read(n)
+                found = self._scanner.feed(block)
+            n = len(block)
+            self.position += n
+            if n == 0:
+                self.stop("shrank")
+            if found >= 0:
+                self.collision = found
+                self.stop("collision")
+            pending = self._pending
+            self._pending = block
+            if pending is not None:
+                return pending
+        if self._check_growth and self.grew():
+            self.stop("grew")
+        self._done = True
+        pending = self._pending
+        self._pending = None
+        if pending is None:
+            raise StopIteration
+        return pending
+
+    cdef bint grew(self) except -1:
+        if self._read is None:
+            return len(os.pread(self._fd, 1, self.position)) > 0
+        return len(self._read(1)) > 0
+
+    cdef int stop(self, str problem) except -1:
+        self.problem = problem
+        self._done = True
+        self._pending = None
+        raise StopIteration
 
 
 cdef object writable_bytes_view(object buffer):

@@ -82,9 +82,9 @@ static inline __m256i poster_candidates32(const unsigned char *p, __m256i first,
 /* Offsets [0, *done) are searched; the caller finishes from *done.
  *
  * 128 offsets a step, filtered on the first two bytes of the pattern (LF
- * then '-'), which binary and text content seldom hold: one test per step
- * says there is no candidate, and only then are the candidates' last byte
- * and middle compared.  Needs plen >= 2. */
+ * then '-' for a multipart delimiter), a pair binary and text content
+ * seldom hold: one test per step says there is no candidate, and only then
+ * are the candidates' last byte and middle compared.  Needs plen >= 2. */
 __attribute__((target("avx2")))
 static Py_ssize_t poster_find_avx2(const unsigned char *data, Py_ssize_t n,
                                    const unsigned char *pattern, Py_ssize_t plen,

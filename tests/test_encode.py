@@ -305,6 +305,93 @@ def test_writes_not_yet_flushed_are_part_of_the_content(tmp_path):
     assert b"0" * 100 + b"new bytes" + b"0" * 9891 in body
 
 
+def test_a_file_closed_while_its_body_is_read_never_lends_its_number_to_another(tmp_path):
+    data, other = os.urandom(300_000), b"other file " * 30_000
+    (tmp_path / "f.bin").write_bytes(data)
+    (tmp_path / "other.bin").write_bytes(other)
+    expected = b"".join(multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data))], "XX")[0])
+    f = open(tmp_path / "f.bin", "rb")
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=f)], "XX")
+    head = next(datagen) + next(datagen)
+    number = f.fileno()
+    f.close()
+    with open(tmp_path / "other.bin", "rb") as g:
+        assert g.fileno() == number  # the freed number, taken again
+        rest = b"".join(datagen)
+    assert head + rest == expected  # the file's own bytes, read by a descriptor of its own
+
+
+class UpperRaw(io.RawIOBase):
+    """A raw stream over a real file that reads its bytes upper-cased."""
+
+    def __init__(self, path):
+        self._file = io.FileIO(path, "rb")
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def fileno(self):
+        return self._file.fileno()
+
+    def seek(self, offset, whence=0):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def readinto(self, buffer):
+        data = self._file.read(len(buffer)).upper()
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
+def test_a_buffered_reader_over_another_raw_stream_is_read_through_it(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"lower case text\n" * 10_000)
+    with io.BufferedReader(UpperRaw(path)) as f:
+        body = b"".join(multipart_encode([MultipartParam("f", fileobj=f)], "XX")[0])
+    assert b"LOWER CASE TEXT\n" * 10_000 in body and b"lower" not in body
+
+
+class TellOnly:
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def read(self, size=-1):
+        return self._data.read(size)
+
+    def tell(self):
+        return self._data.tell()
+
+
+def test_a_file_with_tell_and_no_seek_is_read_as_it_comes():
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=TellOnly(b"0123456789"), filesize=10)], "XX")
+    assert b"\r\n\r\n0123456789\r\n" in b"".join(datagen)
+
+
+def test_params_set_to_a_tuple_are_encoded():
+    datagen, _ = multipart_encode([("a", "1")], "XX")
+    datagen.params = (MultipartParam("a", "1"),)
+    assert isinstance(datagen.params, list)
+    assert b"".join(datagen) == b"".join(multipart_encode([("a", "1")], "XX")[0])
+
+
+def test_blocks_stay_near_blocksize_when_text_runs_and_params_alternate():
+    items = []
+    for i in range(200):
+        items += [(f"t{i}", "v" * 40), (f"n{i}", 12345)]  # a number is a param of its own
+    datagen, _ = multipart_encode(items, "XX", blocksize=1024)
+    largest_part = max(len(MultipartParam(*item).encode("XX")) for item in items)
+    assert max(len(block) for block in datagen) < 1024 + largest_part
+
+
 def test_filesize_limits_the_content():
     param = MultipartParam("f", fileobj=io.BytesIO(b"0123456789"), filesize=4)
     assert param.encode("XX").endswith(b"\r\n\r\n0123\r\n")

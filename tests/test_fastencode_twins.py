@@ -448,19 +448,87 @@ def test_pread_scanned_recycles_and_scans_long_blocks(tmp_path):
     (99_999, 0, 8),  # not an open descriptor: EBADF from the read
     (99_999, 0, 0),  # nothing to read: no read, no error
 ], ids=repr)
-@pytest.mark.parametrize("scanner", ["scanner", None])
+@pytest.mark.parametrize("scanner", ["scanner", "subclass", None])
 def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
     path = tmp_path / "content"
     path.write_bytes(b"abc\n--b")
+
+    def make_scanner(twin):
+        if scanner == "subclass":
+            return type("Scanner", (twin.BoundaryScanner,), {})(b"--b")
+        return twin.BoundaryScanner(b"--b") if scanner else None
+
     with open(path, "rb") as f:
         fd, offset, size = (f.fileno() if a == "fd" else a for a in args)
         results = {
-            twin.__name__: outcome(
-                twin.BlockReader().pread_scanned, fd, offset, size,
-                twin.BoundaryScanner(b"--b") if scanner else None)
+            twin.__name__: outcome(twin.BlockReader().pread_scanned, fd, offset, size, make_scanner(twin))
             for twin in TWINS + [reference]
         }
     assert len(set(results.values())) == 1, results
+
+
+def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth):
+    """Everything a FileContent gives: its blocks, then how it ended."""
+    try:
+        content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth)
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+    blocks = [bytes(block) for block in content]
+    assert list(content) == []  # ended for good
+    return ("ok", blocks, content.problem, content.collision, content.position)
+
+
+@given(
+    data=st.lists(st.sampled_from([b"a", b"\n", b"-", b"--b", b"x" * 50]), max_size=300).map(b"".join),
+    start=st.integers(0, 40),
+    extra=st.integers(-30, 30),
+    blocksize=st.integers(1, 300),
+    check_growth=st.booleans(),
+    by=st.sampled_from(["fd", "read"]),
+)
+def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, check_growth, by):
+    path = tmp_path_factory.mktemp("f") / "content"
+    path.write_bytes(data)
+    size = max(0, len(data) - start + extra)
+    results = []
+    for twin in [reference] + TWINS:
+        with open(path, "rb") as f:
+            f.seek(start)
+            source = f.fileno() if by == "fd" else (lambda n, f=f: twin.read_block(f, n))
+            results.append(file_content_outcome(twin, source, start, size, blocksize, b"--b", check_growth))
+    assert all(result == results[0] for result in results), results
+    status, blocks, problem, collision, position = results[0]
+    content = data[start:start + size]
+    available = max(0, len(data) - start)
+    sent = b"".join(blocks)
+    assert content.startswith(sent)
+    found = reference.find_collision(b"--b", content)
+    if found >= 0:
+        assert problem == "collision" and collision == found
+        assert reference.find_collision(b"--b", sent) < 0  # never let out
+    elif available < size:
+        assert problem == "shrank" and position == start + available
+    elif check_growth and available > size:
+        assert problem == "grew"
+    else:
+        assert problem is None and sent == content and position == start + size
+    if problem is not None and size:
+        assert len(sent) < size  # the block that showed it never left
+
+
+@pytest.mark.parametrize("args", [
+    ("file", 0, 8, 0, b"--b"), ("file", -1, 8, 4, b"--b"), ("file", 0, -1, 4, b"--b"),
+    ("file", 0, 2**70, 4, b"--b"), ("file", "0", 8, 4, b"--b"), ("file", 0, 8, 4, b""),
+    (-1, 0, 8, 4, b"--b"), (None, 0, 8, 4, b"--b"), (b"abc", 0, 8, 4, b"--b"),
+], ids=repr)
+def test_file_content_argument_errors_agree(tmp_path, args):
+    path = tmp_path / "content"
+    path.write_bytes(b"abcdefgh")
+    with open(path, "rb") as f:
+        source, *rest = args
+        source = f.fileno() if source == "file" else source
+        results = [file_content_outcome(twin, source, *rest, True) for twin in [reference] + TWINS]
+    assert all(result == results[0] for result in results), results
 
 
 @pytest.mark.parametrize("size", [-1, "8", 8.0, None, 2**70, True], ids=repr)

@@ -14,7 +14,10 @@ It owns every loop over bytes:
 * :func:`render_value_parts` renders a run of in-memory parts in one call,
   :func:`render_text_pairs` a run of plain ``(name, value)`` text fields
   without making a param for each;
-* :func:`read_block` and :func:`readinto_exact` move file content.
+* :func:`read_block`, :func:`readinto_exact` and
+  :meth:`BlockReader.pread_scanned` move file content, and
+  :class:`FileContent` hands out a file part's content block by block,
+  checked for the boundary and for its size.
 """
 
 from __future__ import annotations

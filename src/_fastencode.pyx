@@ -13,6 +13,9 @@ run in C:
 * :func:`read_block` has ``readinto`` fill the very ``bytes`` object it
   returns (one copy, from the kernel), :func:`readinto_exact` fills a buffer
   the caller reuses;
+* :class:`FileContent` hands out a file part's content block by block, held
+  back one block and checked; a regular file is read with ``pread`` and
+  scanned in one stretch without the GIL (:meth:`BlockReader.pread_scanned`);
 * :func:`render_value_parts` renders a run of in-memory parts into one
   ``bytes`` with a single allocation, :func:`render_text_pairs` a run of
   plain text fields straight from their ``(name, value)`` pairs.

@@ -83,9 +83,18 @@ class ServeProcess:
         self.process, self.url, self.save_dir = process, url, save_dir
 
 
+# ``python -m poster``, with Ctrl+C (SIGINT) raising KeyboardInterrupt even
+# when the test run was started with SIGINT ignored (as a shell's background
+# job is), which the child would otherwise inherit.
+INTERRUPTIBLE_POSTER = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'poster'; runpy.run_module('poster', run_name='__main__', alter_sys=True)"
+)
+
+
 def start_serve(*args: str, env: Optional[Dict[str, str]] = None, cwd: Path) -> Tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "poster", "serve", "--port", "0", *args],
+        [sys.executable, "-c", INTERRUPTIBLE_POSTER, "serve", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
     )
     assert process.stdout is not None

@@ -96,9 +96,14 @@ def save_chart(rows: List[tuple], path: str) -> None:
         if row[5] is not None:
             y = bar.get_y()
             axes.plot([row[5], row[5]], [y, y + bar.get_height()], color="black", linewidth=2)
+    for bar, row in zip(bars, shown):
+        axes.annotate(f"{row[4]:.2f}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                      xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     axes.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    # Ratios run from below 1 to a few hundred: a log scale shows them all.
+    axes.set_xscale("log")
     axes.invert_yaxis()
-    axes.set_xlabel("peer time / poster (cython) time, median of rounds (black: target)")
+    axes.set_xlabel("peer time / poster (cython) time, median of rounds, log scale (black: target)")
     axes.set_title(f"poster {poster.__version__} encoding, {datetime.date.today()}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -175,7 +175,7 @@ class _StreamingConnectionMixin:
                 )
             fileobj.seek(offset + count)
             return
-        buffer = bytearray(_COPY_BUFFER_SIZE)
+        buffer = encode._read_buffer(_COPY_BUFFER_SIZE)
         view = memoryview(buffer)
         while True:
             got = _impl.readinto_exact(fileobj, buffer)

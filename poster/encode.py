@@ -722,7 +722,8 @@ def _body_size(parts: Iterable[_Part], delimiter: bytes) -> int:
 
 def get_body_size(params: ParamsInput, boundary: Boundary) -> int:
     """The length of the body ``params`` encode to, computed without reading files."""
-    return _body_size(MultipartParam.from_params(params), _delimiter(boundary))
+    delimiter = _delimiter(boundary)
+    return _body_size(_parts_from_params(params, delimiter, "poster", DEFAULT_BLOCKSIZE), delimiter)
 
 
 def get_headers(params: ParamsInput, boundary: Boundary) -> Dict[str, str]:

@@ -4,7 +4,7 @@ import io
 
 from hypothesis import assume, given, strategies as st
 
-from poster.encode import BoundaryCollisionError, MultipartParam, multipart_encode
+from poster.encode import BoundaryCollisionError, MultipartParam, get_body_size, multipart_encode
 
 from helpers import parse_with_python_multipart, parse_with_werkzeug
 
@@ -194,3 +194,5 @@ def test_pairs_encode_as_their_params_would(items, style, blocksize):
         assert fast[3] == slow[3][: len(fast[3])] or slow[3] == fast[3][: len(slow[3])]
     else:
         assert fast == slow
+    if fast[0] == "ok" and style == "poster":
+        assert get_body_size(items, "b") == fast[2]

@@ -490,7 +490,7 @@ def render_value_parts(params, start, delimiter, limit):
     Returns ``(rendered, stop, collision)``; ``collision`` is true when
     ``params[stop]``'s value holds the delimiter.
     """
-    cdef Py_ssize_t index, first, count, limit_size, plen, total, dlen
+    cdef Py_ssize_t index, first, limit_size, plen, total, dlen
     cdef long long found
     cdef object param, value, headers
     cdef char *out

@@ -19,12 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict
 
 import poster.encode
-from poster import _fastencode_py
-
-try:
-    from poster import _fastencode
-except ImportError:  # pure-Python install: "ours" is the fallback too
-    _fastencode = None
+from poster import _backend
 
 BOUNDARY = "0123456789abcdef0123456789abcdef"
 BLOCKSIZE = 64 * 1024
@@ -32,7 +27,8 @@ BIG_FILE_SIZE = 256 * 1024 * 1024
 MEMORY_FILE_SIZE = 1024 * 1024 * 1024
 SMALL_FIELDS = [(f"field{i}", f"value number {i}") for i in range(20_000)]
 
-IMPLS = {"python": _fastencode_py, "cython": _fastencode or _fastencode_py}
+# A pure-Python install: "ours" is the fallback too.
+IMPLS = {"python": "python", "cython": "cython" if "cython" in _backend.AVAILABLE else "python"}
 
 Case = Callable[[], object]
 
@@ -86,7 +82,7 @@ def poster_bigfile(path: Path, backend: str) -> Case:
     impl = IMPLS[backend]
 
     def run():
-        poster.encode._impl = impl
+        _backend.select(impl)
         with open(path, "rb") as f:
             param = poster.encode.MultipartParam("file", fileobj=f, filename=path.name)
             datagen, _ = poster.encode.multipart_encode([param], boundary=BOUNDARY, blocksize=BLOCKSIZE)
@@ -163,7 +159,7 @@ def poster_fields(backend: str) -> Case:
     impl = IMPLS[backend]
 
     def run():
-        poster.encode._impl = impl
+        _backend.select(impl)
         datagen, _ = poster.encode.multipart_encode(SMALL_FIELDS, boundary=BOUNDARY)
         return b"".join(datagen)
 
@@ -240,9 +236,8 @@ def threaded_bigfiles(paths, backend: str = "cython") -> Case:
 _MEMORY_PROBE = """
 import sys
 import poster.encode
-from poster import _fastencode_py
-impl = _fastencode_py if sys.argv[2] == "python" else __import__("poster._fastencode", fromlist=["x"])
-poster.encode._impl = impl
+from poster import _backend
+_backend.select(sys.argv[2])
 
 def status(field):
     with open("/proc/self/status") as f:

@@ -10,7 +10,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import cases  # noqa: E402
+import cases
+from poster import _backend  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def big_path():
 
 @pytest.fixture(autouse=True)
 def restore_backend():
-    """Cases point poster.encode at one backend; put the chosen one back after."""
-    saved = cases.poster.encode._impl
+    """Cases select one backend; put the chosen one back after."""
+    saved = _backend.current()
     yield
-    cases.poster.encode._impl = saved
+    _backend.select(saved)

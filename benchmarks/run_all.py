@@ -22,7 +22,8 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import cases  # noqa: E402
+import cases
+from poster import _backend  # noqa: E402
 import poster  # noqa: E402
 
 OURS = "poster (cython)"
@@ -118,7 +119,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"poster {poster.__version__}, backend {poster.BACKEND}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, {datetime.datetime.now().isoformat(timespec='seconds')}")
-    saved = cases.poster.encode._impl
+    saved = _backend.current()
     rows: List[tuple] = []
     try:
         big = cases.big_file()
@@ -136,7 +137,7 @@ def main() -> int:
                      f"{2 * mib / statistics.median(threads['two']):8.0f} MiB/s",
                      statistics.median(ratios), TARGETS[("threads", "two threads / one")]))
     finally:
-        cases.poster.encode._impl = saved
+        _backend.select(saved)
     print_rows(rows)
     save_chart(rows, args.chart)
 

@@ -1,6 +1,6 @@
 """Types of poster._fastencode, the compiled hot path (twin of poster._fastencode_py)."""
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 __all__ = [
     "BoundaryScanner",
@@ -8,7 +8,6 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
-    "read_block",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -33,7 +32,6 @@ def render_value_parts(
 def render_text_pairs(
     pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
 ) -> Tuple[bytes, int]: ...
-def read_block(fileobj: Any, size: int) -> bytes: ...
 
 class BlockReader:
     def read(self, fileobj: Any, size: int) -> bytes: ...
@@ -43,10 +41,10 @@ class BlockReader:
 
 class FileContent:
     position: int
-    problem: Optional[str]
     collision: int
     def __init__(
-        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes, check_growth: Any
+        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes,
+        check_growth: Any, label: str,
     ) -> None: ...
     def __iter__(self) -> FileContent: ...
     def __next__(self) -> Any: ...

@@ -14,10 +14,10 @@ It owns every loop over bytes:
 * :func:`render_value_parts` renders a run of in-memory parts in one call,
   :func:`render_text_pairs` a run of plain ``(name, value)`` text fields
   without making a param for each;
-* :func:`read_block`, :func:`readinto_exact` and
-  :meth:`BlockReader.pread_scanned` move file content, and
+* :class:`BlockReader` and :func:`readinto_exact` move file content, and
   :class:`FileContent` hands out a file part's content block by block,
-  checked for the boundary and for its size.
+  checked for the boundary and for its size; it raises the errors of
+  :mod:`poster.errors` itself.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ import os
 import sys
 from typing import Any, List, Tuple
 
+from poster.errors import BoundaryCollisionError, ContentSizeError
+
 __all__ = [
     "BoundaryScanner",
     "find_collision",
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
-    "read_block",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -47,8 +48,9 @@ def _pattern_for(delimiter: Any) -> bytes:
 
 def _as_bytes(block: Any) -> bytes:
     # memoryview() raises the TypeError for objects that are not buffers;
-    # any buffer, strided or not, is taken as its bytes in C order.
-    return block if isinstance(block, bytes) else memoryview(block).tobytes()
+    # any buffer, strided or not, is taken as its bytes in C order (a bytes
+    # subclass too: its buffer, whatever its __len__ or __bytes__ say).
+    return block if type(block) is bytes else memoryview(block).tobytes()
 
 
 class BoundaryScanner:
@@ -284,8 +286,8 @@ def render_value_parts(
 ) -> Tuple[bytes, int, bool]:
     """Render consecutive in-memory parts, ``params[start:stop]``, as one ``bytes``.
 
-    ``params`` is a list of objects with ``value`` (``bytes``, or ``None`` for
-    a file part) and ``_headers`` (the rendered header lines), as
+    ``params`` is a list of objects with ``_value`` (``bytes``, or ``None``
+    for a file part) and ``_headers`` (the rendered header lines), as
     ``MultipartParam`` has.  Each part is ``delimiter`` CRLF, the headers,
     the value, CRLF.  Rendering stops at the end of ``params``, before a part
     whose value is ``None``, before a part whose value holds a collision, and
@@ -301,7 +303,7 @@ def render_value_parts(
     index = start
     while index < len(params):
         param = params[index]
-        value = param.value
+        value = param._value
         if value is None:
             break
         headers = param._headers
@@ -374,7 +376,7 @@ def render_text_pairs(
 # ---------------------------------------------------------------------------
 # Moving file content
 
-# The largest block read_block allocates.
+# The largest block a BlockReader allocates.
 MAX_BLOCK = sys.maxsize // 2
 
 
@@ -402,21 +404,42 @@ def _checked_count(fileobj: Any, count: Any, asked: int) -> int:
 
 
 def _checked_chunk(fileobj: Any, chunk: Any, asked: int) -> bytes:
-    """What ``read`` returned, as bytes of at most ``asked`` bytes."""
+    """What ``read`` returned, as bytes of at most ``asked`` bytes.
+
+    Only a bytes-like object is taken, as the bytes of its buffer: an ``int``
+    or a list of them is no chunk (``bytes(1000)`` would be 1000 NULs), and a
+    ``bytes`` subclass counts what its buffer holds, whatever its ``__len__``
+    says.  The length is checked after the conversion.
+    """
     if chunk is None:
         raise _non_blocking_error(fileobj, "read")
-    if not isinstance(chunk, bytes):
+    if type(chunk) is bytes:
+        data: bytes = chunk
+    else:
         if isinstance(chunk, str):
             raise TypeError(
                 f"{type(fileobj).__name__} returned str: open the file in binary "
                 "mode ('rb')"
             )
-        chunk = bytes(chunk)
-    if len(chunk) > asked:
+        try:
+            view = memoryview(chunk)
+        except TypeError:
+            raise TypeError(
+                f"{type(fileobj).__name__}.read() returned {type(chunk).__name__} "
+                f"{_short_repr(chunk)}, not a bytes-like object"
+            ) from None
+        with view:
+            data = view.tobytes()
+    if len(data) > asked:
         raise ValueError(
-            f"{type(fileobj).__name__}.read({asked}) returned {len(chunk)} bytes"
+            f"{type(fileobj).__name__}.read({asked}) returned {len(data)} bytes"
         )
-    return bytes(chunk)
+    return data
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _checked_size(size: Any) -> int:
@@ -486,20 +509,8 @@ def _fill_from_readinto(fileobj: Any, readinto: Any, view: memoryview) -> int:
     return got
 
 
-def read_block(fileobj: Any, size: int) -> bytes:
-    """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
-
-    With ``readinto`` the bytes land in a buffer first (the compiled twin has
-    them land straight in the returned object); short reads (pipes, raw
-    files) are retried until ``size`` bytes have come or the file ends.
-    Objects without ``readinto`` are read with ``read``.
-    """
-    size = _checked_size(size)
-    if size == 0:
-        return b""
-    readinto = getattr(fileobj, "readinto", None)
-    if readinto is None:
-        return _read_with_read(fileobj, size)
+def _read_into_own_buffer(fileobj: Any, readinto: Any, size: int) -> bytes:
+    """``readinto`` a zeroed bytearray, then a copy of what came."""
     buffer = bytearray(size)
     with memoryview(buffer) as view:
         got = _fill_from_readinto(fileobj, readinto, view)
@@ -509,7 +520,7 @@ def read_block(fileobj: Any, size: int) -> bytes:
 
 
 class BlockReader:
-    """Reads file content block after block, as :func:`read_block` does.
+    """Reads file content block after block.
 
     The compiled twin recycles a ``bytes`` it returned once nothing but the
     reader holds it any more, so a long file does not cost a fresh
@@ -517,8 +528,21 @@ class BlockReader:
     """
 
     def read(self, fileobj: Any, size: int) -> bytes:
-        """``read_block(fileobj, size)``."""
-        return read_block(fileobj, size)
+        """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
+
+        With ``readinto`` the bytes land in a buffer first (the compiled twin
+        has them land straight in the returned object when ``fileobj`` is a
+        built-in file); short reads (pipes, raw files) are retried until
+        ``size`` bytes have come or the file ends.  Objects without
+        ``readinto`` are read with ``read``.
+        """
+        size = _checked_size(size)
+        if size == 0:
+            return b""
+        readinto = getattr(fileobj, "readinto", None)
+        if readinto is None:
+            return _read_with_read(fileobj, size)
+        return _read_into_own_buffer(fileobj, readinto, size)
 
     def pread_scanned(self, fd: int, offset: int, size: int, scanner: BoundaryScanner) -> Tuple[bytes, int]:
         """Read ``size`` bytes of the descriptor ``fd`` from ``offset`` (fewer
@@ -552,19 +576,23 @@ class FileContent:
     :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
     a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
     file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
-    bytes are read, ``blocksize`` at a time.
+    bytes are read, ``blocksize`` at a time, or one byte more than the
+    delimiter when that is more: then a colliding delimiter spans two blocks
+    at most, and no byte of it leaves.
 
     A block is yielded only once the next one has been read and scanned, and
     the last once the end was checked: with ``check_growth``, the source must
-    have no byte after ``size``.  On a problem the iteration stops with the
-    pending block held back and :attr:`problem` says which: ``"shrank"`` (the
-    source ended early), ``"grew"`` or ``"collision"`` (the delimiter, at
-    content offset :attr:`collision`).  :attr:`position` is ``start`` plus
-    the bytes read so far.
+    have no byte after ``size``.  A problem raises, the pending block held
+    back: :class:`~poster.errors.ContentSizeError` when the source ended
+    early or (``check_growth``) has more, or
+    :class:`~poster.errors.BoundaryCollisionError` for the delimiter (at
+    content offset :attr:`collision`).  ``label`` names the part in their
+    messages.  :attr:`position` is ``start`` plus the bytes read so far.
     """
 
     def __init__(
-        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes, check_growth: Any
+        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes,
+        check_growth: Any, label: str,
     ) -> None:
         if isinstance(source, int):
             self._fd: int = _checked_descriptor(source)
@@ -576,17 +604,21 @@ class FileContent:
             raise TypeError(
                 f"source must be a file descriptor or a read callable, not {type(source).__name__}"
             )
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
         begin = _checked_position(start, "start")
         length = _checked_position(size, "size")
         self._blocksize = _checked_size(blocksize)
         if self._blocksize == 0:
             raise ValueError("blocksize must be positive")
         self._scanner = BoundaryScanner(delimiter)
+        self._blocksize = max(self._blocksize, len(delimiter) + 1)
         self._reader = BlockReader()
         self._check_growth = bool(check_growth)
+        self._label = label
+        self._start = begin
         self._end = begin + length
         self.position = begin
-        self.problem: Any = None
         self.collision = -1
         self._pending: Any = None
         self._done = False
@@ -606,15 +638,27 @@ class FileContent:
                 found = self._scanner.feed(block)
             self.position += len(block)
             if len(block) == 0:
-                self._stop("shrank")
+                self._stop()
+                raise ContentSizeError(
+                    f"{self._label}: the file ended after {self.position - self._start} "
+                    f"of {self._end - self._start} bytes; it shrank since the part was made"
+                )
             if found >= 0:
                 self.collision = found
-                self._stop("collision")
+                self._stop()
+                raise BoundaryCollisionError(
+                    f"boundary found in the file of {self._label} at byte {found}; "
+                    "use another boundary"
+                )
             pending, self._pending = self._pending, block
             if pending is not None:
                 return pending
         if self._check_growth and self._grew():
-            self._stop("grew")
+            self._stop()
+            raise ContentSizeError(
+                f"{self._label}: the file is longer than the {self._end - self._start} "
+                "bytes announced; it grew since the part was made"
+            )
         self._done = True
         pending, self._pending = self._pending, None
         if pending is None:
@@ -626,11 +670,9 @@ class FileContent:
             return len(os.pread(self._fd, 1, self.position)) > 0
         return len(self._read(1)) > 0
 
-    def _stop(self, problem: str) -> None:
-        self.problem = problem
+    def _stop(self) -> None:
         self._done = True
         self._pending = None
-        raise StopIteration
 
 
 def _writable_bytes_view(buffer: Any) -> memoryview:

@@ -48,8 +48,10 @@ import urllib.parse
 import urllib.request
 from typing import Any, List, Optional, Tuple, Type
 
-from poster import _backend, encode
-from poster.encode import MultipartBody
+from poster import _backend, _send
+from poster._parts import tell_or_none
+from poster._sources import readable_regular_descriptor
+from poster.encode import ContentSizeError, MultipartBody
 
 __all__ = [
     "StreamingHTTPConnection",
@@ -61,9 +63,6 @@ __all__ = [
     "register_openers",
     "DEFAULT_CONTINUE_TIMEOUT",
 ]
-
-# The hot path: the compiled module or its pure-Python twin.
-_impl = _backend.impl
 
 #: Seconds to wait for ``100 Continue`` before sending the body anyway.
 DEFAULT_CONTINUE_TIMEOUT = 1.0
@@ -164,21 +163,21 @@ class _StreamingConnectionMixin:
 
     def _send_file(self, fileobj: Any) -> None:
         source = None
-        if self.use_sendfile and encode._is_plain_socket(self.sock):
-            source = encode._regular_file_descriptor(fileobj, encode._SENDFILE_TYPES)
+        if self.use_sendfile and _send.is_plain_socket(self.sock):
+            source = readable_regular_descriptor(fileobj)
         if source is not None:
             offset = fileobj.tell()
             count = max(0, os.fstat(source).st_size - offset)
-            if not encode._sendfile_all(self.sock, source, offset, count):
-                raise encode.ContentSizeError(
+            if not _send.sendfile_all(self.sock, source, offset, count):
+                raise ContentSizeError(
                     "the file body was cut short while it was sent; the request is incomplete"
                 )
             fileobj.seek(offset + count)
             return
-        buffer = encode._read_buffer(_COPY_BUFFER_SIZE)
+        buffer = _send.read_buffer(_COPY_BUFFER_SIZE)
         view = memoryview(buffer)
         while True:
-            got = _impl.readinto_exact(fileobj, buffer)
+            got = _backend.impl.readinto_exact(fileobj, buffer)
             if got:
                 self.sock.sendall(view[:got])
             if got < len(buffer):
@@ -410,7 +409,7 @@ class _BodyState:
     def __init__(self, data: Any) -> None:
         self.start: Optional[int] = None
         if not isinstance(data, MultipartBody) and hasattr(data, "read"):
-            self.start = encode._tell(data)
+            self.start = tell_or_none(data)
 
     def rewind(self, data: Any) -> None:
         if isinstance(data, MultipartBody) or callable(getattr(data, "reset", None)):

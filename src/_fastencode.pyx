@@ -10,9 +10,9 @@ run in C:
   ``_fastencode_scan.h``) and releases the GIL while it scans a large block;
 * :func:`render_part_headers` copies names and filenames that need no
   escaping straight from the ``str``'s ASCII storage;
-* :func:`read_block` has ``readinto`` fill the very ``bytes`` object it
-  returns (one copy, from the kernel), :func:`readinto_exact` fills a buffer
-  the caller reuses;
+* :meth:`BlockReader.read` has a built-in file's ``readinto`` fill the very
+  ``bytes`` object it returns (one copy, from the kernel),
+  :func:`readinto_exact` fills a buffer the caller reuses;
 * :class:`FileContent` hands out a file part's content block by block, held
   back one block and checked; a regular file is read with ``pread`` and
   scanned in one stretch without the GIL (:meth:`BlockReader.pread_scanned`);
@@ -20,7 +20,8 @@ run in C:
   ``bytes`` with a single allocation, :func:`render_text_pairs` a run of
   plain text fields straight from their ``(name, value)`` pairs.
 
-Python-level errors are raised here, at the edge; the C helpers only report
+Python-level errors are raised here, at the edge (those of a body are the
+classes of :mod:`poster.errors`, as in the twin); the C helpers only report
 offsets and counts.
 """
 
@@ -40,6 +41,8 @@ import base64
 import io
 import os
 import sys
+
+from poster.errors import BoundaryCollisionError, ContentSizeError
 
 cdef extern from "_fastencode_scan.h":
     Py_ssize_t poster_find(const unsigned char *data, Py_ssize_t n,
@@ -68,7 +71,6 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
-    "read_block",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -78,7 +80,7 @@ __all__ = [
 # far longer than handing the GIL over and back.
 cdef Py_ssize_t RELEASE_GIL_AT = 16384
 
-# The largest block read_block allocates, as in the twin.
+# The largest block a BlockReader allocates, as in the twin.
 cdef object MAX_BLOCK = sys.maxsize // 2
 
 
@@ -506,10 +508,10 @@ def render_value_parts(params, start, delimiter, limit):
     total = 0
     collision = False
     index = first
-    # Re-read the length every time: a ``value`` property could change the list.
+    # Re-read the length every time: a ``_value`` property could change the list.
     while index < PyList_GET_SIZE(params):
         param = <object>PyList_GET_ITEM(params, index)
-        value = param.value
+        value = param._value
         if value is None:
             break
         headers = param._headers
@@ -705,8 +707,17 @@ cdef Py_ssize_t checked_count(object fileobj, object count, Py_ssize_t asked) ex
     return count
 
 
+cdef str short_repr(object value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
-    """What ``read`` returned, as bytes of at most ``asked`` bytes."""
+    """What ``read`` returned, as bytes of at most ``asked`` bytes.
+
+    Only a bytes-like object is taken, as the bytes of its buffer (see the
+    twin); the length is checked after the conversion.
+    """
     if chunk is None:
         raise non_blocking_error(fileobj, "read")
     if type(chunk) is not bytes:  # subclasses too: the result is plain bytes
@@ -715,7 +726,15 @@ cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
                 f"{type(fileobj).__name__} returned str: open the file in binary "
                 "mode ('rb')"
             )
-        chunk = bytes(chunk)
+        try:
+            view = memoryview(chunk)
+        except TypeError:
+            raise TypeError(
+                f"{type(fileobj).__name__}.read() returned {type(chunk).__name__} "
+                f"{short_repr(chunk)}, not a bytes-like object"
+            ) from None
+        with view:
+            chunk = view.tobytes()
     if PyBytes_GET_SIZE(chunk) > asked:
         raise ValueError(
             f"{type(fileobj).__name__}.read({asked}) returned "
@@ -726,8 +745,17 @@ cdef bytes checked_chunk(object fileobj, object chunk, Py_ssize_t asked):
 
 # Built-in file objects write exactly the count their readinto() returns and
 # keep nothing of the buffer they are given: only they read straight into
-# the bytes a BlockReader returns.
-cdef tuple EXACT_READERS = (io.FileIO, io.BufferedReader, io.BufferedRandom, io.BytesIO)
+# the bytes a BlockReader returns.  A buffered one only over an io.FileIO:
+# over another raw stream, Python code would be handed the memory.
+cdef tuple EXACT_READERS = (io.FileIO, io.BytesIO)
+cdef tuple BUFFERED_READERS = (io.BufferedReader, io.BufferedRandom)
+
+
+cdef bint exact_reader(object fileobj):
+    kind = type(fileobj)
+    if kind in EXACT_READERS:
+        return True
+    return kind in BUFFERED_READERS and type(fileobj.raw) is io.FileIO
 
 
 cdef int checked_descriptor(object fd) except? -1:
@@ -823,16 +851,6 @@ cdef bytes read_into_own_buffer(object fileobj, object readinto, Py_ssize_t size
     return PyBytes_FromStringAndSize(buffer, got)
 
 
-def read_block(fileobj, size):
-    """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
-
-    With ``readinto`` the bytes land straight in the returned object; short
-    reads (pipes, raw files) are retried until ``size`` bytes have come or
-    the file ends.  Objects without ``readinto`` are read with ``read``.
-    """
-    return BlockReader().read(fileobj, size)
-
-
 cdef extern from *:
     """
     /* A bytes object may be written again only while its reader is its sole
@@ -912,7 +930,7 @@ cdef enum:
 
 
 cdef class BlockReader:
-    """Reads file content block after block, as :func:`read_block` does.
+    """Reads file content block after block.
 
     A full block is kept after it is returned; once nothing but this reader
     holds it any more (the consumer sent it and let it go), the next read of
@@ -954,7 +972,13 @@ cdef class BlockReader:
                 return
 
     def read(self, fileobj, size):
-        """``read_block(fileobj, size)``, into a recycled block when one is free."""
+        """Read ``size`` bytes from ``fileobj``, fewer only at end of file.
+
+        A built-in file's ``readinto`` fills the returned ``bytes`` itself, a
+        recycled block when one is free; short reads (pipes, raw files) are
+        retried until ``size`` bytes have come or the file ends.  Objects
+        without ``readinto`` are read with ``read``.
+        """
         cdef Py_ssize_t n = checked_size(size)
         cdef Py_ssize_t got
         cdef PyObject *raw
@@ -964,7 +988,7 @@ cdef class BlockReader:
         readinto = getattr(fileobj, "readinto", None)
         if readinto is None:
             return read_with_read(fileobj, n)
-        if type(fileobj) not in EXACT_READERS:
+        if not exact_reader(fileobj):
             # A readinto() of other code could keep what it is given (a slice
             # of a view outlives release()) or claim more than it wrote: it
             # gets a zeroed bytearray of its own, and the block is a copy, as
@@ -1080,19 +1104,23 @@ cdef class FileContent:
     :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
     a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
     file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
-    bytes are read, ``blocksize`` at a time.
+    bytes are read, ``blocksize`` at a time, or one byte more than the
+    delimiter when that is more: then a colliding delimiter spans two blocks
+    at most, and no byte of it leaves.
 
     A block is yielded only once the next one has been read and scanned, and
     the last once the end was checked: with ``check_growth``, the source must
-    have no byte after ``size``.  On a problem the iteration stops with the
-    pending block held back and :attr:`problem` says which: ``"shrank"`` (the
-    source ended early), ``"grew"`` or ``"collision"`` (the delimiter, at
-    content offset :attr:`collision`).  :attr:`position` is ``start`` plus
-    the bytes read so far.
+    have no byte after ``size``.  A problem raises, the pending block held
+    back: :class:`~poster.errors.ContentSizeError` when the source ended
+    early or (``check_growth``) has more, or
+    :class:`~poster.errors.BoundaryCollisionError` for the delimiter (at
+    content offset :attr:`collision`).  ``label`` names the part in their
+    messages.  :attr:`position` is ``start`` plus the bytes read so far.
     """
 
     cdef object _read                # the callable, or None: read by offset
     cdef int _fd
+    cdef long long _start
     cdef long long _end
     cdef Py_ssize_t _blocksize
     cdef BoundaryScanner _scanner
@@ -1100,11 +1128,11 @@ cdef class FileContent:
     cdef bint _check_growth
     cdef bint _done
     cdef object _pending
+    cdef str _label
     cdef readonly long long position
-    cdef readonly object problem
     cdef readonly long long collision
 
-    def __init__(self, source, start, size, blocksize, delimiter, check_growth):
+    def __init__(self, source, start, size, blocksize, delimiter, check_growth, label):
         cdef long long begin, length
         if isinstance(source, int):
             self._fd = checked_descriptor(source)
@@ -1116,17 +1144,22 @@ cdef class FileContent:
             raise TypeError(
                 f"source must be a file descriptor or a read callable, not {type(source).__name__}"
             )
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
         begin = checked_position(start, "start")
         length = checked_position(size, "size")
         self._blocksize = checked_size(blocksize)
         if self._blocksize == 0:
             raise ValueError("blocksize must be positive")
         self._scanner = BoundaryScanner(delimiter)
+        if self._blocksize < len(delimiter) + 1:
+            self._blocksize = len(delimiter) + 1
         self._reader = BlockReader()
         self._check_growth = bool(check_growth)
+        self._label = label
+        self._start = begin
         self._end = begin + length
         self.position = begin
-        self.problem = None
         self.collision = -1
         self._pending = None
         self._done = False
@@ -1149,16 +1182,28 @@ cdef class FileContent:
             n = len(block)
             self.position += n
             if n == 0:
-                self.stop("shrank")
+                self.stop()
+                raise ContentSizeError(
+                    f"{self._label}: the file ended after {self.position - self._start} "
+                    f"of {self._end - self._start} bytes; it shrank since the part was made"
+                )
             if found >= 0:
                 self.collision = found
-                self.stop("collision")
+                self.stop()
+                raise BoundaryCollisionError(
+                    f"boundary found in the file of {self._label} at byte {found}; "
+                    "use another boundary"
+                )
             pending = self._pending
             self._pending = block
             if pending is not None:
                 return pending
         if self._check_growth and self.grew():
-            self.stop("grew")
+            self.stop()
+            raise ContentSizeError(
+                f"{self._label}: the file is longer than the {self._end - self._start} "
+                "bytes announced; it grew since the part was made"
+            )
         self._done = True
         pending = self._pending
         self._pending = None
@@ -1171,11 +1216,9 @@ cdef class FileContent:
             return len(os.pread(self._fd, 1, self.position)) > 0
         return len(self._read(1)) > 0
 
-    cdef int stop(self, str problem) except -1:
-        self.problem = problem
+    cdef void stop(self) noexcept:
         self._done = True
         self._pending = None
-        raise StopIteration
 
 
 cdef object writable_bytes_view(object buffer):

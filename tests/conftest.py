@@ -1,7 +1,7 @@
 """Every test runs on both backends of the hot path.
 
-The autouse ``backend`` fixture points the modules that use the hot path at
-the compiled module or at its pure-Python twin.  When the package was built
+The autouse ``backend`` fixture switches the hot path (``poster._backend``)
+to the compiled module or to its pure-Python twin.  When the package was built
 with ``POSTER_REQUIRE_EXTENSIONS=1`` (CI), a missing compiled module fails the
 run instead of quietly testing only the fallback.
 """
@@ -11,25 +11,13 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import poster.encode
-import poster.streaminghttp
-from poster import _fastencode_py
+from poster import _backend
 
-try:
-    from poster import _fastencode
-except ImportError:
-    _fastencode = None
-
-BACKENDS = {"python": _fastencode_py}
-if _fastencode is not None:
-    BACKENDS["cython"] = _fastencode
-elif os.environ.get("POSTER_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+BACKENDS = dict(_backend.AVAILABLE)
+if "cython" not in BACKENDS and os.environ.get("POSTER_REQUIRE_EXTENSIONS", "") not in ("", "0"):
     raise RuntimeError(
         "POSTER_REQUIRE_EXTENSIONS is set but poster._fastencode cannot be imported"
     )
-
-# Modules that call the hot path through a module-level ``_impl``.
-PATCHED_MODULES = [poster.encode, poster.streaminghttp]
 
 settings.register_profile(
     "default",
@@ -44,12 +32,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 
 @pytest.fixture(params=sorted(BACKENDS), autouse=True)
-def backend(request, monkeypatch):
+def backend(request):
     """The hot-path module in use for this test ("python" or "cython")."""
-    impl = BACKENDS[request.param]
-    for module in PATCHED_MODULES:
-        monkeypatch.setattr(module, "_impl", impl)
-    return impl
+    previous = _backend.select(request.param)
+    yield _backend.impl
+    _backend.select(previous)
 
 
 # -- real servers on 127.0.0.1 -------------------------------------------------

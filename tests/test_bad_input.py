@@ -9,6 +9,8 @@ import pytest
 from poster.encode import (
     BoundaryCollisionError,
     ContentSizeError,
+    NotReplayableError,
+    SourceChangedError,
     MultipartParam,
     multipart_encode,
 )
@@ -103,15 +105,16 @@ def test_file_shrinks_after_param_was_made(tmp_path):
 
 
 def test_from_file_grows_or_shrinks(tmp_path):
+    # Checked when its part is reached: before any of its content leaves.
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 5000)
     param = MultipartParam.from_file("f", path)
     path.write_bytes(b"x" * 6000)
-    with pytest.raises(ContentSizeError, match="grew"):
+    with pytest.raises(SourceChangedError, match="from 5000 to 6000 bytes"):
         b"".join(multipart_encode([param], "XX")[0])
     param = MultipartParam.from_file("f", path)
     path.write_bytes(b"x" * 10)
-    with pytest.raises(ContentSizeError, match="shrank"):
+    with pytest.raises(SourceChangedError, match="from 6000 to 10 bytes"):
         b"".join(multipart_encode([param], "XX")[0])
 
 
@@ -130,13 +133,23 @@ def test_file_truncated_by_another_thread_during_encoding(tmp_path):
     assert sum(map(len, sent)) < int(headers["Content-Length"])
 
 
-def test_encoding_twice_without_reset():
+def test_encoding_twice_reads_the_content_from_its_start():
     param = MultipartParam("f", fileobj=io.BytesIO(b"data"))
-    param.encode("XX")
-    with pytest.raises(ContentSizeError, match="reset"):
-        param.encode("XX")
-    param.reset()
+    assert param.encode("XX") == param.encode("XX")
     assert param.encode("XX").endswith(b"data\r\n")
+
+
+def test_a_file_that_cannot_seek_is_read_once():
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"data")
+    os.close(write_end)
+    with open(read_end, "rb", buffering=0) as pipe:
+        param = MultipartParam("f", fileobj=pipe, filesize=4)
+        assert param.encode("XX").endswith(b"data\r\n")
+        with pytest.raises(NotReplayableError, match="cannot seek back"):
+            param.encode("XX")
+        with pytest.raises(NotReplayableError):
+            param.reset()
 
 
 # -- boundary collisions --------------------------------------------------------------

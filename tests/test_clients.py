@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from poster.encode import MultipartBody, MultipartParam, multipart_encode
+from poster.encode import BodyConsumedError, MultipartBody, MultipartParam, multipart_encode
 
 TIMEOUT = 30
 
@@ -96,7 +96,8 @@ def check_twice(
     assert "Transfer-Encoding" not in first["headers"]
     assert first["headers"]["Content-Type"] == headers["Content-Type"]
 
-    assert b"".join(datagen) == b""  # exhausted, and not reset: nothing more
+    with pytest.raises(BodyConsumedError):  # ended, and not reset: no silent empty body
+        b"".join(datagen)
     datagen.reset()
     second = send(url, datagen, headers)
     assert second["fields"] == first["fields"]

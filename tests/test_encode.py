@@ -8,6 +8,8 @@ import pytest
 
 import poster
 from poster.encode import (
+    BodyConsumedError,
+    BodyFrozenError,
     BoundaryCollisionError,
     MultipartBody,
     MultipartParam,
@@ -199,7 +201,7 @@ def test_from_params_file_object(tmp_path):
     path.write_bytes(b"jpeg data")
     with open(path, "rb") as f:
         (param,) = MultipartParam.from_params([("pic", f)])
-        assert param.filename == str(path)  # the object's name, as 0.8.1 did
+        assert param.filename == "photo.jpg"  # the base name: 0.8.1 sent the whole path
         assert param.filetype == "image/jpeg"
         assert param.filesize == 9
         assert param.encode("XX").endswith(b"\r\n\r\njpeg data\r\n")
@@ -376,10 +378,10 @@ def test_a_file_with_tell_and_no_seek_is_read_as_it_comes():
     assert b"\r\n\r\n0123456789\r\n" in b"".join(datagen)
 
 
-def test_params_set_to_a_tuple_are_encoded():
+def test_params_cannot_be_set_on_a_body():
     datagen, _ = multipart_encode([("a", "1")], "XX")
-    datagen.params = (MultipartParam("a", "1"),)
-    assert isinstance(datagen.params, list)
+    with pytest.raises(BodyFrozenError, match="multipart_encode"):
+        datagen.params = (MultipartParam("a", "1"),)
     assert b"".join(datagen) == b"".join(multipart_encode([("a", "1")], "XX")[0])
 
 
@@ -443,7 +445,8 @@ def test_bytesio_files_and_reset():
     params = [("a", "1"), MultipartParam("f", fileobj=io.BytesIO(b"file data" * 1000), filename="f.txt")]
     datagen, headers = multipart_encode(params, "XX", blocksize=1000)
     first = b"".join(datagen)
-    assert b"".join(datagen) == b""  # exhausted and not reset: nothing, as 0.8.1
+    with pytest.raises(BodyConsumedError, match=r"reset\(\)"):  # 0.8.1 yielded nothing: re-sends hung
+        b"".join(datagen)
     datagen.reset()
     assert b"".join(datagen) == first
     assert len(first) == int(headers["Content-Length"]) == len(datagen)
@@ -498,9 +501,12 @@ def test_params_of_pairs_are_made_on_first_access_and_then_encoded():
     assert body == b"".join(MultipartBody(MultipartParam.from_params(pairs), "XX"))
 
 
-def test_params_given_to_the_body_are_kept():
+def test_params_given_to_the_body_are_a_snapshot():
     params = [MultipartParam("a", "1")]
-    assert MultipartBody(params, "XX").params is params
+    body = MultipartBody(params, "XX")
+    params.append(MultipartParam("late", "x" * 100))
+    assert body.params == params[:1]
+    assert len(b"".join(body)) == len(body)
 
 
 def test_a_callback_set_after_encoding_sees_every_text_field():

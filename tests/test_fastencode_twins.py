@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from poster import _fastencode_py as reference
+from poster.errors import BoundaryCollisionError, ContentSizeError
 
 from conftest import BACKENDS
 
@@ -32,6 +33,11 @@ def outcome(call, *args):
         return ("ok", call(*args))
     except Exception as exc:
         return ("raised", type(exc), str(exc))
+
+
+def read_block(twin):
+    """``read(fileobj, size)`` of a new ``BlockReader`` of ``twin``."""
+    return twin.BlockReader().read
 
 
 def same_everywhere(name, *args):
@@ -335,8 +341,8 @@ def test_read_block_agrees(tmp_path_factory, kind, data, chunk, sizes):
         ours, theirs = make_sources(kind, data, chunk, tmp_path_factory.mktemp("f"))
         try:
             for size in sizes:
-                expected = outcome(reference.read_block, ours, size)
-                assert outcome(twin.read_block, theirs, size) == expected
+                expected = outcome(read_block(reference), ours, size)
+                assert outcome(read_block(twin), theirs, size) == expected
                 assert expected[0] == "ok"
                 assert len(expected[1]) == min(size, len(data))
                 data_left = data[len(expected[1]):]
@@ -396,9 +402,9 @@ class Misbehaving:
 @pytest.mark.parametrize("result", [None, "text", -1, 10**6, 2.5, b"x" * 100, bytearray(b"ab"), True], ids=repr)
 def test_misbehaving_files_raise_the_same_errors(result, with_readinto):
     for size in (0, 1, 8):
-        expected = outcome(reference.read_block, Misbehaving(result, with_readinto), size)
+        expected = outcome(read_block(reference), Misbehaving(result, with_readinto), size)
         for twin in TWINS:
-            assert outcome(twin.read_block, Misbehaving(result, with_readinto), size) == expected
+            assert outcome(read_block(twin), Misbehaving(result, with_readinto), size) == expected
         expected = outcome(reference.readinto_exact, Misbehaving(result, with_readinto), bytearray(size))
         for twin in TWINS:
             assert outcome(twin.readinto_exact, Misbehaving(result, with_readinto), bytearray(size)) == expected
@@ -468,14 +474,21 @@ def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
 
 
 def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth):
-    """Everything a FileContent gives: its blocks, then how it ended."""
+    """Everything a FileContent gives: its blocks, then how it ended
+    (``problem`` is the error it raised, as its type and message)."""
     try:
-        content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth)
+        content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth, "part 'f'")
     except Exception as exc:
         return ("raised", type(exc), str(exc))
-    blocks = [bytes(block) for block in content]
+    blocks = []
+    problem = None
+    try:
+        for block in content:
+            blocks.append(bytes(block))
+    except ValueError as exc:
+        problem = (type(exc), str(exc))
     assert list(content) == []  # ended for good
-    return ("ok", blocks, content.problem, content.collision, content.position)
+    return ("ok", blocks, problem, content.collision, content.position)
 
 
 @given(
@@ -494,7 +507,7 @@ def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, ch
     for twin in [reference] + TWINS:
         with open(path, "rb") as f:
             f.seek(start)
-            source = f.fileno() if by == "fd" else (lambda n, f=f: twin.read_block(f, n))
+            source = f.fileno() if by == "fd" else (lambda n, f=f: read_block(twin)(f, n))
             results.append(file_content_outcome(twin, source, start, size, blocksize, b"--b", check_growth))
     assert all(result == results[0] for result in results), results
     status, blocks, problem, collision, position = results[0]
@@ -504,12 +517,14 @@ def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, ch
     assert content.startswith(sent)
     found = reference.find_collision(b"--b", content)
     if found >= 0:
-        assert problem == "collision" and collision == found
+        assert problem[0] is BoundaryCollisionError and collision == found
+        assert f"part 'f' at byte {found}" in problem[1]
         assert reference.find_collision(b"--b", sent) < 0  # never let out
     elif available < size:
-        assert problem == "shrank" and position == start + available
+        assert problem[0] is ContentSizeError and "shrank" in problem[1]
+        assert position == start + available
     elif check_growth and available > size:
-        assert problem == "grew"
+        assert problem[0] is ContentSizeError and "grew" in problem[1]
     else:
         assert problem is None and sent == content and position == start + size
     if problem is not None and size:
@@ -534,8 +549,8 @@ def test_file_content_argument_errors_agree(tmp_path, args):
 @pytest.mark.parametrize("size", [-1, "8", 8.0, None, 2**70, True], ids=repr)
 def test_read_block_size_errors_agree(size):
     for twin in TWINS:
-        assert outcome(twin.read_block, io.BytesIO(b"abc"), size) == \
-            outcome(reference.read_block, io.BytesIO(b"abc"), size)
+        assert outcome(read_block(twin), io.BytesIO(b"abc"), size) == \
+            outcome(read_block(reference), io.BytesIO(b"abc"), size)
 
 
 @pytest.mark.parametrize("buffer", [
@@ -564,7 +579,7 @@ def test_read_block_view_is_released_after_readinto():
 
     for twin in [reference] + TWINS:
         kept.clear()
-        block = twin.read_block(Keeper(), 3)
+        block = read_block(twin)(Keeper(), 3)
         assert block == b"abc"
         with pytest.raises(ValueError):
             kept[0][:1] = b"z"
@@ -577,6 +592,6 @@ def test_read_block_from_a_pipe_gathers_short_reads():
         with open(read_end, "rb", buffering=0) as reader, open(write_end, "wb", buffering=0) as writer:
             writer.write(b"0123456789")
             writer.close()
-            assert twin.read_block(reader, 4) == b"0123"
-            assert twin.read_block(reader, 100) == b"456789"
-            assert twin.read_block(reader, 100) == b""
+            assert read_block(twin)(reader, 4) == b"0123"
+            assert read_block(twin)(reader, 100) == b"456789"
+            assert read_block(twin)(reader, 100) == b""

@@ -21,8 +21,8 @@ import urllib.request
 
 import pytest
 
+from poster._send import SEND_WINDOW as _SEND_WINDOW
 from poster.encode import (
-    _SEND_WINDOW,
     BoundaryCollisionError,
     ContentSizeError,
     MultipartParam,

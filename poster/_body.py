@@ -1,0 +1,411 @@
+"""The body: a snapshot of parts, walked in order as it is iterated or sent.
+
+:func:`walk` is the one loop over a body's parts.  Iteration, async iteration
+and :meth:`MultipartBody.write_to` all run it; they differ only in what they
+do with a file part's content (pass the blocks on, or put them on a socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional
+
+from poster import _backend
+from poster._parts import Callback, MultipartParam, Part, TextRun, body_size, check_blocksize
+from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
+from poster._sources import Reading
+from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
+
+__all__ = ["DEFAULT_BLOCKSIZE", "MultipartBody", "part_blocks", "walk"]
+
+#: Block size of :func:`poster.encode.multipart_encode` bodies, in bytes.
+DEFAULT_BLOCKSIZE = 64 * 1024
+
+#: What a walk does with a file part's content: given the param and its
+#: reading, an iterator of what to yield (``bytes`` blocks, or the counts of
+#: bytes it put on a socket itself).
+Content = Callable[[MultipartParam, Reading], Iterator[Any]]
+
+
+def file_content(param: MultipartParam, reading: Reading, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
+    """A file part's content in checked blocks (the hot path's ``FileContent``)."""
+    content: Iterator[bytes] = _backend.impl.FileContent(
+        reading.source, reading.start, param.content_size(), blocksize, delimiter,
+        not param._size_given, param.label(),
+    )
+    return content
+
+
+def walk(
+    parts: List[Any],
+    delimiter: bytes,
+    blocksize: int,
+    content: Content,
+    cb: Optional[Callback] = None,
+    total: int = 0,
+    part_callbacks: bool = True,
+    close: bool = True,
+) -> Generator[Any, None, None]:
+    """The parts in order, calling the callbacks as it goes.
+
+    Yields ``bytes`` to put out: runs of in-memory parts (rendered and
+    scanned for the boundary by the hot path in one call, up to about
+    ``blocksize``), each file part's header, and (with ``close``) the close
+    delimiter.  A file part is opened (its reading) before its header is
+    yielded, and its content comes from ``content``, passed on as it comes.
+
+    ``cb(param, current, total)`` counts the whole walk (its params must then
+    be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
+    param's own ``cb`` counts its part.
+    """
+    delimiter_line = delimiter + b"\r\n"
+    current = 0
+    pending: List[bytes] = []
+    pending_size = 0
+    index = 0
+    while index < len(parts):
+        param = parts[index]
+        if isinstance(param, TextRun):  # rendered and scanned already
+            if pending and pending_size + len(param.rendered) > blocksize:
+                yield b"".join(pending)
+                pending.clear()
+                pending_size = 0
+            pending.append(param.rendered)
+            pending_size += len(param.rendered)
+            current += len(param.rendered)
+            index += 1
+        elif param._value is not None:
+            rendered, stop, collision = _backend.impl.render_value_parts(
+                parts, index, delimiter, blocksize - pending_size
+            )
+            pending.append(rendered)
+            pending_size += len(rendered)
+            for param in itertools.islice(parts, index, stop):
+                size = param.size(len(delimiter))
+                current += size
+                if part_callbacks and param.cb:
+                    param.cb(param, size, size)
+                if cb:
+                    cb(param, current, total)
+            if collision:
+                raise BoundaryCollisionError(
+                    f"boundary found in the value of {parts[stop].label()}; use another boundary"
+                )
+            index = stop
+        else:
+            index += 1
+            param.check_sendable()
+            counting = cb or (part_callbacks and param.cb)
+            part_total = param.size(len(delimiter))
+            reading = param._source.open(param.label())  # before its header leaves
+            end = None
+            try:
+                pending += (delimiter_line, param._headers)
+                part_current = len(delimiter_line) + len(param._headers)
+                current += part_current
+                if counting:
+                    if part_callbacks and param.cb:
+                        param.cb(param, part_current, part_total)
+                    if cb:
+                        cb(param, current, total)
+                yield b"".join(pending)
+                pending.clear()
+                if not counting:  # nothing to count: pass the content on as it comes
+                    yield from content(param, reading)
+                    current += param.content_size()
+                else:
+                    for item in content(param, reading):
+                        count = item if type(item) is int else len(item)
+                        part_current += count
+                        current += count
+                        if part_callbacks and param.cb:
+                            param.cb(param, part_current, part_total)
+                        if cb:
+                            cb(param, current, total)
+                        yield item
+                end = reading.start + param.content_size()
+            finally:
+                reading.close(end)
+            pending.append(b"\r\n")
+            pending_size = 2
+            current += 2
+            if part_callbacks and param.cb:
+                param.cb(param, part_total, part_total)
+            continue
+        if pending_size >= blocksize:
+            yield b"".join(pending)
+            pending.clear()
+            pending_size = 0
+    if close:
+        pending.append(delimiter + b"--\r\n")
+        current += len(delimiter) + 4
+        if cb:
+            cb(None, current, total)
+    if pending:
+        yield b"".join(pending)
+
+
+def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbacks: bool) -> Iterator[bytes]:
+    """One param as ``bytes`` blocks: header, content, CRLF (``MultipartParam.iter_encode``).
+
+    With ``callbacks``, the param's own ``cb`` counts the part.
+    """
+    def content(param: MultipartParam, reading: Reading) -> Iterator[bytes]:
+        return file_content(param, reading, delimiter, blocksize)
+
+    return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False)
+
+
+class _Params(list):  # type: ignore[type-arg]
+    """A body's params: a list that refuses changes (the body is a snapshot)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise BodyFrozenError(
+            "a body is a snapshot of its params, measured when it was encoded; "
+            "changing body.params cannot change what it sends: encode the new "
+            "list with multipart_encode()"
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+class MultipartBody:
+    """A multipart/form-data body, streamed: what :func:`multipart_encode` returns.
+
+    Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
+    ``len(body)`` is the ``Content-Length``, and ``async for`` reads files in
+    a worker thread.  ``reset()`` (or ``seek(0)``) rewinds every part so the
+    body can be sent again; ``tell()`` counts the bytes out so far, which is
+    how urllib3's and requests' retries and redirects rewind it.  Iterated
+    again after it ended, without a reset, it raises
+    :class:`~poster.errors.BodyConsumedError`.
+
+    A body is a snapshot of its parts taken when it is made: params cannot
+    change, and ``body.params`` cannot be changed.
+
+    ``cb(param, current, total)`` is called as blocks are produced, with the
+    body's bytes so far and its total; last with ``(None, total, total)``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Part],
+        boundary: str,
+        cb: Optional[Callback] = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
+    ) -> None:
+        check_blocksize(blocksize)
+        # What is encoded: params, and (from multipart_encode) runs of text
+        # fields, which become params only when ``params`` is read.
+        self._parts: List[Any] = list(params)
+        self._params: Optional[_Params] = None
+        self.boundary = boundary
+        self.cb = cb
+        self.blocksize = blocksize
+        self._delimiter = b"--" + boundary.encode("ascii")
+        self.total = body_size(self._parts, self._delimiter)
+        self._blocks: Optional[Generator[Any, None, None]] = None
+        self._sent = 0
+        self._ended = False
+
+    @property
+    def params(self) -> List[MultipartParam]:
+        """The parts, as :class:`MultipartParam` objects (a list that cannot be changed).
+
+        Text fields that :func:`multipart_encode` got as pairs are made into
+        params on first access; they give the same bytes.
+        """
+        if self._params is None:
+            if any(isinstance(part, TextRun) for part in self._parts):
+                self._parts = [
+                    param
+                    for part in self._parts
+                    for param in (part.to_params() if isinstance(part, TextRun) else (part,))
+                ]
+            self._params = _Params(self._parts)
+        return self._params
+
+    @params.setter
+    def params(self, params: Any) -> None:
+        self._params = self._params or _Params(())
+        self._params._refuse()
+
+    def __len__(self) -> int:
+        return self.total
+
+    # -- position ----------------------------------------------------------------
+
+    def tell(self) -> int:
+        """How many bytes of the body have been handed out since the last reset."""
+        return self._sent
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """``seek(0)`` rewinds the body, as :meth:`reset`; any other target is
+        ``io.UnsupportedOperation``."""
+        if offset != 0 or whence != io.SEEK_SET:
+            raise io.UnsupportedOperation(
+                f"a poster body can only seek to 0 (a rewind), not to {offset} from {whence}"
+            )
+        self.reset()
+        return 0
+
+    def reset(self) -> None:
+        """Rewind every part; the next iteration yields the whole body again.
+
+        ``ValueError`` (:class:`~poster.errors.NotReplayableError`) when a
+        part's file cannot seek back and was read.
+        """
+        blocks, self._blocks = self._blocks, None
+        if blocks is not None:
+            try:
+                blocks.close()
+            except ValueError:
+                pass  # a cancelled async step still runs it: that step closes it
+        for part in self._parts:
+            if isinstance(part, MultipartParam) and part._source is not None:
+                part.reset()
+        self._sent = 0
+        self._ended = False
+
+    # -- iteration ---------------------------------------------------------------
+
+    def _consumed_error(self) -> BodyConsumedError:
+        return BodyConsumedError(
+            "this body was iterated or sent already (to its end, or until an "
+            "error); call reset() (or seek(0)) to send it again"
+        )
+
+    def _running(self) -> Generator[Any, None, None]:
+        if self._blocks is None:
+            if self._ended or self._sent:
+                raise self._consumed_error()
+            self._blocks = self._generate()
+        return self._blocks
+
+    def __iter__(self) -> "MultipartBody":
+        if self._ended:
+            raise self._consumed_error()
+        return self
+
+    def __next__(self) -> bytes:
+        blocks = self._running()
+        try:
+            block: bytes = next(blocks)
+        except StopIteration:
+            self._finish(blocks)
+            raise
+        except BaseException:
+            if self._blocks is blocks:
+                self._blocks = None
+                self._ended = True
+            raise
+        self._sent += len(block)
+        return block
+
+    next = __next__  # poster 0.8.1's spelling
+
+    def _finish(self, blocks: Any) -> None:
+        if self._blocks is blocks:
+            self._blocks = None
+            self._ended = True
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._ended:
+            raise self._consumed_error()
+        return self._agenerate()
+
+    async def _agenerate(self) -> AsyncIterator[bytes]:
+        blocks = self._running()
+        while True:
+            block = await asyncio.to_thread(self._step, blocks)
+            if block is None:
+                return
+            yield block
+
+    def _step(self, blocks: Generator[Any, None, None]) -> Optional[bytes]:
+        """The next block of ``blocks``, or None at its end (in a worker thread)."""
+        try:
+            block: bytes = next(blocks)
+        except StopIteration:
+            self._finish(blocks)
+            return None
+        except BaseException:
+            self._finish(blocks)
+            raise
+        if self._blocks is not blocks:  # reset while this step ran
+            blocks.close()
+            return None
+        self._sent += len(block)
+        return block
+
+    def _generate(self) -> Generator[Any, None, None]:
+        """The body's blocks, for iteration."""
+        delimiter, blocksize = self._delimiter, self.blocksize
+
+        def content(param: MultipartParam, reading: Reading) -> Iterator[bytes]:
+            return file_content(param, reading, delimiter, blocksize)
+
+        # The body's callback is called with each part's param: make them.
+        parts = self.params if self.cb else self._parts
+        return walk(parts, delimiter, blocksize, content, self.cb, self.total)
+
+    # -- sending on a socket -------------------------------------------------------
+
+    def write_to(self, sock: Any, *, sendfile: bool = True) -> int:
+        """Send the whole body on ``sock``, a connected socket; return its length.
+
+        The bytes sent are exactly ``b"".join(body)``, and the same checks
+        apply: every part is scanned for the boundary before the block that
+        holds a collision leaves, a file that shrank or grew raises
+        :class:`~poster.errors.ContentSizeError` before the body is complete,
+        and the callbacks are called as the bytes go out.  File content moves
+        in blocks of 256 KiB:
+
+        * over a plain TCP socket, from a regular file, and with ``sendfile``
+          true, each block is read once to scan it and then sent with
+          ``os.sendfile`` (zero-copy, straight from the page cache).  A file
+          that shrinks meanwhile is caught; one overwritten in place between
+          the scan of a block and its send would send the new bytes, so pass
+          ``sendfile=False`` for files that are written while uploaded;
+        * otherwise (TLS sockets, other streams) through ``sock.sendall``.
+
+        ``sock`` may be anything with ``sendall``; ``os.sendfile`` is used only
+        for a ``socket.socket`` that is not an ``ssl.SSLSocket``.  Errors of
+        the socket (reset, timeout) propagate; the body is then partly sent.
+
+        The body must be fresh: once iterated or sent, call :meth:`reset`
+        before sending it again (:class:`~poster.errors.BodyConsumedError`
+        otherwise).  After the call it counts as ended, as after iterating it.
+        """
+        if self._blocks is not None or self._ended or self._sent:
+            raise self._consumed_error()
+        self._ended = True  # whatever happens, a second send needs a reset
+        use_sendfile = sendfile and is_plain_socket(sock)
+        delimiter = self._delimiter
+
+        def content(param: MultipartParam, reading: Reading) -> Iterator[int]:
+            fd = reading.fd if use_sendfile else -1
+            offset = reading.start
+            for block in file_content(param, reading, delimiter, SEND_WINDOW):
+                count = len(block)
+                if fd < 0:
+                    sock.sendall(block)
+                elif not sendfile_all(sock, fd, offset, count):
+                    raise ContentSizeError(
+                        f"{param.label()}: the file was cut short while it was sent; "
+                        f"fewer than the {param.content_size()} bytes announced are left"
+                    )
+                offset += count
+                yield count
+
+        parts = self.params if self.cb else self._parts
+        for item in walk(parts, delimiter, SEND_WINDOW, content, self.cb, self.total):
+            if type(item) is int:  # file content, sent already
+                self._sent += item
+            else:
+                sock.sendall(item)
+                self._sent += len(item)
+        return self.total

@@ -1,0 +1,277 @@
+"""Where a file part's content comes from, and how each body reads it.
+
+A param describes its source once, when it is made; every body that reaches
+the part opens a reading of its own (:meth:`open`), reads it, and closes it.
+So one param can be in any number of bodies, in any number of threads:
+
+* :class:`PathSource` (``MultipartParam.from_file``): each reading opens the
+  path, checks it is still the regular file that was measured (device,
+  inode, size), reads it by offset and closes it.
+* :class:`DescriptorSource` (a regular file given as a built-in binary file
+  object): the param keeps a duplicate of its descriptor; every reading
+  reads it by offset (``pread``), which moves no shared position.
+* :class:`StreamSource` (any other object with ``read``): it has one
+  position, so one reading at a time may hold it; it seeks back to where the
+  content starts when it can, and is refused a second time when it cannot.
+
+A reading (:class:`Reading`) is what the hot path's ``FileContent`` takes: a
+descriptor and an offset, or a ``read(n)`` callable.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import stat
+import threading
+from typing import Any, Callable, Optional, Tuple, Union
+
+from poster import _backend
+from poster.errors import NotReplayableError, SourceChangedError, SourceInUseError
+
+__all__ = [
+    "Reading",
+    "PathSource",
+    "DescriptorSource",
+    "StreamSource",
+    "source_for",
+    "readable_regular_descriptor",
+]
+
+Path = Union[str, bytes]
+
+
+class Reading:
+    """One body's reading of a file part: ``fd`` and ``start`` (read by
+    offset), or ``read`` (a callable ``read(n)``); :meth:`close` ends it."""
+
+    __slots__ = ("fd", "start", "read", "_close")
+
+    def __init__(
+        self,
+        fd: int = -1,
+        start: int = 0,
+        read: Optional[Callable[[int], Any]] = None,
+        close: Optional[Callable[[Optional[int]], None]] = None,
+    ) -> None:
+        self.fd = fd
+        self.start = start
+        self.read = read
+        self._close = close
+
+    @property
+    def source(self) -> Any:
+        """What ``FileContent`` reads: the descriptor, or the callable."""
+        return self.read if self.read is not None else self.fd
+
+    def close(self, end: Optional[int]) -> None:
+        """End the reading: ``end`` is the offset past the content once it was
+        read whole, None when the reading stopped short."""
+        close, self._close = self._close, None
+        if close is not None:
+            close(end)
+
+
+def readable_regular_descriptor(fileobj: Any) -> Optional[int]:
+    """The descriptor of ``fileobj`` when its bytes can be read from it by offset.
+
+    That is when ``fileobj`` is a readable regular file and an ``io.FileIO``
+    or an ``io.BufferedReader`` over one, exactly: a subclass or another raw
+    stream may read something other than what its descriptor holds (a tar
+    member, a decrypting reader), and an ``io.BufferedRandom`` may hold
+    writes that are not in the file yet.
+    """
+    kind = type(fileobj)
+    if kind is not io.FileIO and not (kind is io.BufferedReader and type(fileobj.raw) is io.FileIO):
+        return None
+    try:
+        if not fileobj.readable():
+            return None
+        fd: int = fileobj.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fd
+
+
+class PathSource:
+    """A file given by its path: opened by each reading, checked, closed after."""
+
+    __slots__ = ("path", "identity")
+
+    def __init__(self, path: Path, st: os.stat_result) -> None:
+        self.path = path
+        self.identity = _identity(st)
+
+    def open(self, label: str) -> Reading:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as exc:
+            raise SourceChangedError(
+                f"{label}: {os.fsdecode(self.path)!r} cannot be opened any more "
+                f"({exc.strerror}); make the param again"
+            ) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or _identity(st) != self.identity:
+                raise SourceChangedError(
+                    f"{label}: {os.fsdecode(self.path)!r} is no longer the file that "
+                    f"was measured when the part was made ({_describe(self.identity, st)}); "
+                    "make the param again to send it as it is now"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return Reading(fd=fd, start=0, close=lambda end: os.close(fd))
+
+    def reset(self) -> None:
+        """Nothing to rewind: every reading opens the file anew."""
+
+
+def _identity(st: os.stat_result) -> Tuple[int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size)
+
+
+def _describe(identity: Tuple[int, int, int], st: os.stat_result) -> str:
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file now"
+    if (st.st_dev, st.st_ino) != identity[:2]:
+        return "another file was put at that path"
+    return f"its size changed from {identity[2]} to {st.st_size} bytes"
+
+
+class _Descriptor:
+    """A descriptor of poster's own, closed when nothing refers to it any more."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class DescriptorSource:
+    """A regular file given as an open built-in file object.
+
+    The param keeps a duplicate of the object's descriptor, taken when the
+    param is made: closing the object afterwards, or the kernel giving its
+    number to another file, changes nothing here.  Readings read it by
+    offset; once one is through, the object's position is set past the
+    content, where reading it would have left it.
+    """
+
+    __slots__ = ("fileobj", "start", "_descriptor")
+
+    def __init__(self, fileobj: Any, fd: int, start: int) -> None:
+        self.fileobj = fileobj
+        self.start = start
+        self._descriptor = _Descriptor(os.dup(fd))
+
+    def open(self, label: str) -> Reading:
+        return Reading(fd=self._descriptor.fd, start=self.start, close=self._leave_after)
+
+    def _leave_after(self, end: Optional[int]) -> None:
+        if end is not None:
+            _seek_quietly(self.fileobj, end)
+
+    def reset(self) -> None:
+        """Put the object back where the content starts."""
+        _seek_quietly(self.fileobj, self.start)
+
+
+def _seek_quietly(fileobj: Any, position: int) -> None:
+    try:
+        fileobj.seek(position)
+    except (OSError, ValueError, AttributeError):
+        pass  # closed meanwhile: it stays so
+
+
+class StreamSource:
+    """Any other binary object with ``read``: read through the object itself.
+
+    It has one position, so one reading at a time holds it
+    (:class:`SourceInUseError` for a second).  A reading starts by seeking
+    to where the content started (``start``); without ``start`` (the object
+    cannot seek) the content can be read once only (:class:`NotReplayableError`).
+    """
+
+    __slots__ = ("fileobj", "start", "_lock", "_holder", "_used")
+
+    def __init__(self, fileobj: Any, start: Optional[int]) -> None:
+        self.fileobj = fileobj
+        # Only an object that can seek back has a start to go back to.
+        self.start = start if callable(getattr(fileobj, "seek", None)) else None
+        self._lock = threading.Lock()
+        self._holder: Optional[Reading] = None
+        self._used = False
+
+    def open(self, label: str) -> Reading:
+        reading = Reading()
+        with self._lock:
+            if self._holder is not None:
+                raise SourceInUseError(
+                    f"{label}: its file object ({type(self.fileobj).__name__}) is being "
+                    "read by another body; a file object without a file descriptor "
+                    "can feed one body at a time: give each body its own file object, "
+                    "or use MultipartParam.from_file"
+                )
+            if self.start is None and self._used:
+                raise NotReplayableError(
+                    f"{label}: its file object ({type(self.fileobj).__name__}) was read "
+                    "already and cannot seek back; pass a new file object"
+                )
+            self._holder = reading
+            self._used = True
+        try:
+            if self.start is not None:
+                self.fileobj.seek(self.start)
+        except BaseException:
+            self._release(reading)
+            raise
+        reading.start = self.start or 0
+        reading.read = functools.partial(_backend.impl.BlockReader().read, self.fileobj)
+        reading._close = lambda end: self._release(reading)
+        return reading
+
+    def _release(self, reading: Reading) -> None:
+        with self._lock:
+            if self._holder is reading:
+                self._holder = None
+
+    def reset(self) -> None:
+        """Put the object back where the content starts; a non-seekable one
+        that was read cannot be (``ValueError``)."""
+        if self.start is not None:
+            if self._holder is None:
+                self.fileobj.seek(self.start)
+            return
+        if self._used:
+            raise NotReplayableError(
+                f"cannot reset a part whose file ({type(self.fileobj).__name__}) "
+                "cannot seek back"
+            )
+
+
+Source = Union[PathSource, DescriptorSource, StreamSource]
+
+
+def source_for(fileobj: Any, start: Optional[int]) -> Source:
+    """The source that reads ``fileobj`` from ``start`` (its position when the param was made)."""
+    if start is not None and hasattr(os, "pread"):
+        fd = readable_regular_descriptor(fileobj)
+        if fd is not None:
+            try:
+                return DescriptorSource(fileobj, fd, start)
+            except OSError:  # out of descriptors: read it through the object
+                pass
+    return StreamSource(fileobj, start)

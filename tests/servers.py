@@ -82,6 +82,10 @@ def _drain(request: Request) -> None:
     _digest(request.stream)
 
 
+#: What each ``/flaky/<token>`` route received: (size, sha256) per request.
+FLAKY_BODIES: dict = {}
+
+
 @EchoRequest.application
 def routes_app(request: Request) -> Response:
     """``echo_app`` plus a few routes for redirects, logins and cookies.
@@ -92,9 +96,18 @@ def routes_app(request: Request) -> Response:
       request carries ``AUTH_USER``/``AUTH_PASSWORD``, then echoes;
     * ``/set-cookie?to=<url>``: reads the body, sets ``session=poster-cookie``
       and answers 303 to ``<url>``;
+    * ``/flaky/<token>?fail=<n>``: reads the body and notes its size and
+      sha256 in ``FLAKY_BODIES[token]``; answers 503 to the first ``n``
+      requests (default 1), then 200 with the list of what came;
     * anything else: ``echo_app``.
     """
     path = request.path
+    if path.startswith("/flaky/"):
+        seen = FLAKY_BODIES.setdefault(path.split("/")[2], [])
+        seen.append(list(_digest(request.stream)))
+        if len(seen) <= int(request.args.get("fail", "1")):
+            return Response(json.dumps({"attempt": len(seen)}), status=503, mimetype="application/json")
+        return Response(json.dumps({"bodies": seen}), mimetype="application/json")
     if path.startswith("/redirect/"):
         _drain(request)
         code = int(path.split("/")[2])

@@ -1,0 +1,462 @@
+"""A body sends exactly the bytes it announced, whatever is done around it.
+
+Each test here is a way a body could once send other bytes than promised:
+params shared between bodies and threads, params or bodies changed after
+encoding, file objects that lie, files replaced under their path, bodies sent
+again (retries, redirects), collisions at tiny block sizes.
+"""
+
+import asyncio
+import hashlib
+import io
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given, strategies as st
+
+from poster.encode import (
+    BodyConsumedError,
+    BodyFrozenError,
+    BoundaryCollisionError,
+    ContentSizeError,
+    MultipartParam,
+    SourceChangedError,
+    SourceInUseError,
+    get_body_size,
+    get_headers,
+    multipart_encode,
+)
+
+from servers import FLAKY_BODIES
+
+BOUNDARY = "integrity0123456789abcdef"
+
+
+def write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def content_of(body: bytes, name: str) -> bytes:
+    """The content of the part named ``name`` in ``body`` (one delimiter spelling)."""
+    import python_multipart
+
+    found = {}
+    current = {}
+
+    def on_header_value(data, start, end):
+        current["header"] = current.get("header", b"") + data[start:end]
+
+    def on_header_end():
+        header = current.pop("header", b"")
+        if header.lower().startswith(b"form-data"):
+            current["disposition"] = header
+
+    def on_part_data(data, start, end):
+        current.setdefault("data", []).append(data[start:end])
+
+    def on_part_end():
+        disposition = current.pop("disposition", b"")
+        _, options = python_multipart.multipart.parse_options_header(disposition)
+        found[options[b"name"].decode()] = b"".join(current.pop("data", []))
+
+    parser = python_multipart.MultipartParser(BOUNDARY.encode(), {
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })
+    parser.write(body)
+    parser.finalize()
+    return found[name]
+
+
+# -- a param in several bodies --------------------------------------------------------
+
+def test_a_from_file_param_in_two_bodies_at_once_sends_its_own_file(tmp_path):
+    a = write(tmp_path / "a.bin", os.urandom(300_000))
+    b = write(tmp_path / "b.bin", os.urandom(300_000))
+    pa = MultipartParam.from_file("a", a)
+    body1, _ = multipart_encode([pa], BOUNDARY, blocksize=4096)
+    body2, _ = multipart_encode([pa], BOUNDARY, blocksize=4096)
+    second = [next(body2), next(body2)]  # body 2 is inside part a
+    first = b"".join(body1)  # body 1 finishes a and closes what it opened
+    with open(b, "rb") as other:  # the kernel would reuse that number for this file
+        other.read(1)
+        second += list(body2)
+    assert content_of(first, "a") == content_of(b"".join(second), "a") == a.read_bytes()
+
+
+@pytest.mark.parametrize("opened", ["from_file", "open file"])
+def test_two_threads_posting_one_param_list(tmp_path, echo_server, opened):
+    import requests
+
+    files = [write(tmp_path / f"{i}.bin", os.urandom(200_000 + i)) for i in range(3)]
+    handles = [open(path, "rb") for path in files]
+    try:
+        if opened == "from_file":
+            params = [MultipartParam.from_file(f"f{i}", path) for i, path in enumerate(files)]
+        else:
+            params = [MultipartParam(f"f{i}", fileobj=f, filename=f"{i}.bin") for i, f in enumerate(handles)]
+        expected = {f"f{i}": hashlib.sha256(path.read_bytes()).hexdigest() for i, path in enumerate(files)}
+
+        def post(_):
+            datagen, headers = multipart_encode(params, blocksize=8192)
+            with requests.Session() as session:
+                reply = session.post(echo_server.url + "/upload", data=datagen, headers=headers, timeout=10)
+            return {field["name"]: field["sha256"] for field in reply.json()["fields"]}
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(post, range(30)))
+    finally:
+        for f in handles:
+            f.close()
+    assert results == [expected] * 30
+
+
+def test_an_open_file_closed_after_its_param_was_made_is_still_sent(tmp_path):
+    data = os.urandom(100_000)
+    path = write(tmp_path / "a.bin", data)
+    with open(path, "rb") as f:
+        f.read(10)
+        param = MultipartParam("a", fileobj=f)
+    with open(write(tmp_path / "b.bin", b"x" * 99_990), "rb"):  # may take the old number
+        body, headers = multipart_encode([param], BOUNDARY)
+        sent = b"".join(body)
+    assert content_of(sent, "a") == data[10:]
+    assert len(sent) == int(headers["Content-Length"])
+
+
+def test_a_file_object_without_a_descriptor_feeds_one_body_at_a_time():
+    param = MultipartParam("s", fileobj=io.BytesIO(os.urandom(50_000)), filename="s.bin")
+    body1, _ = multipart_encode([param], BOUNDARY, blocksize=1024)
+    body2, _ = multipart_encode([param], BOUNDARY, blocksize=1024)
+    next(body1), next(body1)  # body 1 reads it now
+    with pytest.raises(SourceInUseError, match="another body"):
+        next(body2)
+    whole = b"".join(body1)  # body 1 is unharmed
+    body3, _ = multipart_encode([param], BOUNDARY, blocksize=1024)
+    assert len(whole) + 2 * 1024 >= len(b"".join(body3))  # free again once body 1 is through
+    body1.reset()
+    assert b"".join(body1) == b"".join(multipart_encode([param], BOUNDARY, blocksize=1024)[0])
+
+
+# -- a body is a snapshot ---------------------------------------------------------------
+
+def test_params_appended_after_encoding_are_refused():
+    datagen, headers = multipart_encode([("a", "b")], BOUNDARY)
+    with pytest.raises(BodyFrozenError, match="multipart_encode"):
+        datagen.params.append(MultipartParam("late", "x" * 100))
+    with pytest.raises(BodyFrozenError):
+        datagen.params += [MultipartParam("late", "x")]
+    with pytest.raises(BodyFrozenError):
+        datagen.params = [MultipartParam("late", "x")]
+    with pytest.raises(BodyFrozenError):
+        datagen.params[0] = MultipartParam("a", "longer value")
+    assert len(b"".join(datagen)) == int(headers["Content-Length"]) == len(datagen)
+
+
+@pytest.mark.parametrize("attribute", ["name", "value", "filename", "filetype", "filesize", "fileobj", "style"])
+def test_a_param_cannot_change_once_made(attribute):
+    param = MultipartParam("a", "value")
+    datagen, headers = multipart_encode([param], BOUNDARY)
+    with pytest.raises(AttributeError, match="make a new MultipartParam"):
+        setattr(param, attribute, "x" * 100)
+    assert len(b"".join(datagen)) == int(headers["Content-Length"])
+
+
+def test_a_callback_can_still_be_set():
+    param = MultipartParam("a", "value")
+    calls = []
+    param.cb = lambda p, current, total: calls.append(current)
+    b"".join(multipart_encode([param], BOUNDARY)[0])
+    assert calls == [param.get_size(BOUNDARY)]
+
+
+# -- what read() may return --------------------------------------------------------------
+
+class Returns:
+    """A file object whose read() returns ``chunk`` (no readinto)."""
+
+    def __init__(self, chunk):
+        self.chunk = chunk
+
+    def read(self, size=-1):
+        return self.chunk
+
+
+@pytest.mark.parametrize("chunk", [1000, [1, 2, 3], 2.5, object()], ids=repr)
+def test_read_returning_something_not_bytes_like_is_a_type_error(chunk):
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=Returns(chunk), filesize=1000)], BOUNDARY)
+    with pytest.raises(TypeError, match=f"returned {type(chunk).__name__}.*not a bytes-like object"):
+        b"".join(datagen)
+
+
+def test_a_bytes_subclass_that_lies_counts_its_buffer():
+    class Liar(bytes):
+        def __len__(self):
+            return 5
+
+        def __bytes__(self):
+            return b"L" * 5175
+
+    datagen, headers = multipart_encode(
+        [MultipartParam("f", fileobj=Returns(Liar(b"y" * 200)), filesize=200)], BOUNDARY
+    )
+    body = b"".join(datagen)  # 200 bytes asked, the buffer's 200 bytes sent
+    assert content_of(body, "f") == b"y" * 200
+    assert len(body) == int(headers["Content-Length"])
+
+
+def test_a_buffered_reader_over_a_lying_raw_never_shows_old_memory():
+    # A raw stream that writes 4 bytes and claims to have filled the buffer.
+    class LyingRaw(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            buffer[:4] = b"data"
+            return len(buffer)
+
+    secret = b"SECRET-TOKEN" * 10_000
+    del secret  # freed memory that a careless allocation could hand out
+    reader = io.BufferedReader(LyingRaw(), buffer_size=4096)
+    param = MultipartParam("f", fileobj=reader, filesize=1 << 20)
+    content = content_of(b"".join(multipart_encode([param], BOUNDARY)[0]), "f")
+    assert b"SECRET" not in content
+    assert set(content) <= set(b"data\x00")
+
+
+# -- sent again: retries and redirects ------------------------------------------------------
+
+def sample_body(tmp_path):
+    path = write(tmp_path / "r.bin", os.urandom(150_000))
+    params = [("t", "text"), MultipartParam.from_file("f", path),
+              MultipartParam("m", fileobj=io.BytesIO(os.urandom(20_000)), filename="m.bin")]
+    datagen, headers = multipart_encode(params)
+    whole = b"".join(datagen)
+    datagen.reset()
+    return datagen, headers, [len(whole), hashlib.sha256(whole).hexdigest()]
+
+
+def test_tell_and_seek():
+    datagen, _ = multipart_encode([("a", "b" * 10)], BOUNDARY, blocksize=16)
+    assert datagen.tell() == 0
+    first = next(datagen)
+    assert datagen.tell() == len(first)
+    with pytest.raises(io.UnsupportedOperation):
+        datagen.seek(3)
+    with pytest.raises(io.UnsupportedOperation):
+        datagen.seek(0, io.SEEK_END)
+    assert datagen.seek(0) == 0 and datagen.tell() == 0
+    assert b"".join(datagen) == b"".join(multipart_encode([("a", "b" * 10)], BOUNDARY)[0])
+    assert not hasattr(datagen, "read")  # http.client would copy it 8 KiB at a time
+
+
+def test_an_ended_body_says_to_reset():
+    datagen, _ = multipart_encode([("a", "b")], BOUNDARY)
+    b"".join(datagen)
+    with pytest.raises(BodyConsumedError, match=r"reset\(\)"):
+        next(datagen)
+    with pytest.raises(BodyConsumedError):
+        list(datagen)
+
+
+def test_requests_retries_resend_the_whole_body(tmp_path, echo_server):
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    datagen, headers, expected = sample_body(tmp_path)
+    token = uuid.uuid4().hex
+    with requests.Session() as session:
+        retry = Retry(total=3, status_forcelist=[503], allowed_methods=None, backoff_factor=0)
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        reply = session.post(f"{echo_server.url}/flaky/{token}?fail=2", data=datagen, headers=headers, timeout=5)
+    assert reply.status_code == 200
+    assert reply.json()["bodies"] == [expected] * 3
+
+
+def test_urllib3_retries_resend_the_whole_body(tmp_path, echo_server):
+    import urllib3
+    from urllib3.util.retry import Retry
+
+    datagen, headers, expected = sample_body(tmp_path)
+    token = uuid.uuid4().hex
+    retry = Retry(total=3, status_forcelist=[503], allowed_methods=None, backoff_factor=0)
+    reply = urllib3.request("POST", f"{echo_server.url}/flaky/{token}", body=datagen, headers=headers,
+                            retries=retry, timeout=5)
+    assert reply.status == 200
+    assert reply.json()["bodies"] == [expected] * 2
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_requests_redirects_resend_the_whole_body(tmp_path, echo_server, code):
+    import requests
+
+    datagen, headers, expected = sample_body(tmp_path)
+    token = uuid.uuid4().hex
+    target = f"{echo_server.url}/flaky/{token}?fail=0"
+    reply = requests.post(f"{echo_server.url}/redirect/{code}?to={target}", data=datagen, headers=headers, timeout=5)
+    assert reply.status_code == 200
+    assert reply.json()["bodies"] == [expected]
+    assert FLAKY_BODIES[token] == [expected]
+
+
+# -- collisions: no byte of the delimiter leaves --------------------------------------------
+
+@given(blocksize=st.integers(1, 12), before=st.binary(max_size=20), split=st.integers(0, 8))
+def test_no_byte_of_a_colliding_delimiter_leaves(blocksize, before, split):
+    content = before.replace(b"\n", b"_") + b"\n--bnd" + b"tail"
+    param = MultipartParam("f", fileobj=io.BytesIO(content))
+    datagen, _ = multipart_encode([param], "bnd", blocksize=blocksize)
+    sent = []
+    with pytest.raises(BoundaryCollisionError):
+        for block in datagen:
+            sent.append(block)
+    body = b"".join(sent)
+    emitted = body[body.find(b"\r\n\r\n") + 4:]
+    assert len(emitted) <= content.index(b"--bnd")
+
+
+def test_the_example_of_blocksize_1():
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(b"x\n--bnd"))], "bnd", blocksize=1)
+    sent = []
+    with pytest.raises(BoundaryCollisionError):
+        for block in datagen:
+            sent.append(block)
+    assert b"-" not in b"".join(sent).split(b"\r\n\r\n", 1)[1]
+
+
+# -- from_file checks it is still the file it measured ----------------------------------------
+
+def replace(path, data):
+    other = path.with_name(path.name + ".new")
+    other.write_bytes(data)
+    os.replace(other, path)
+
+
+@pytest.mark.parametrize("change", ["same size", "larger", "smaller"])
+def test_a_file_renamed_over_the_path_is_refused_before_its_content(tmp_path, change):
+    path = write(tmp_path / "f.bin", b"a" * 100_000)
+    param = MultipartParam.from_file("f", path)
+    replace(path, {"same size": b"b" * 100_000, "larger": b"b" * 200_000, "smaller": b"b" * 10}[change])
+    datagen, _ = multipart_encode([("before", "x"), param], BOUNDARY, blocksize=4096)
+    sent = []
+    with pytest.raises(SourceChangedError, match="no longer the file"):
+        for block in datagen:
+            sent.append(block)
+    assert b"b" * 10 not in b"".join(sent) and b'name="f"' not in b"".join(sent)
+
+
+def test_a_fifo_swapped_in_is_refused_without_blocking(tmp_path):
+    path = write(tmp_path / "f.bin", b"a" * 1000)
+    param = MultipartParam.from_file("f", path)
+    os.unlink(path)
+    os.mkfifo(path)
+    started = time.monotonic()
+    with pytest.raises(SourceChangedError, match="not a regular file"):
+        b"".join(multipart_encode([param], BOUNDARY)[0])
+    assert time.monotonic() - started < 5
+
+
+def test_a_deleted_file_is_a_clear_error(tmp_path):
+    path = write(tmp_path / "f.bin", b"a" * 1000)
+    param = MultipartParam.from_file("f", path)
+    os.unlink(path)
+    with pytest.raises(SourceChangedError, match="cannot be opened"):
+        b"".join(multipart_encode([param], BOUNDARY)[0])
+
+
+# -- smaller ones ---------------------------------------------------------------------------
+
+def test_from_params_sends_the_base_name_of_an_open_file(tmp_path):
+    path = write(tmp_path / "secret-dir-name" / "photo.jpg" if False else tmp_path / "photo.jpg", b"jpeg")
+    with open(path, "rb") as f:
+        body = b"".join(multipart_encode([("pic", f)], BOUNDARY)[0])
+    assert b'filename="photo.jpg"' in body
+    assert str(tmp_path).encode() not in body
+
+
+def test_body_size_and_headers_take_a_style():
+    params = [("name\u00e9", "v"), ("b", "w")]
+    for style in ("poster", "html5"):
+        datagen, headers = multipart_encode(params, BOUNDARY, style=style)
+        assert get_body_size(params, BOUNDARY, style=style) == len(b"".join(datagen))
+        assert get_headers(params, BOUNDARY, style=style) == headers
+    assert get_body_size(params, BOUNDARY, style="html5") != get_body_size(params, BOUNDARY)
+    with pytest.raises(ValueError, match="style"):
+        get_body_size(params, BOUNDARY, style="html")
+
+
+@pytest.mark.parametrize("boundary", ["a" * 71, "a b" * 30, 'a"b', b'a"b', "\u00e9" * 12])
+def test_boundaries_rfc_2046_forbids_are_refused(boundary):
+    with pytest.raises(ValueError, match="boundary"):
+        multipart_encode([("a", "b")], boundary)
+
+
+def test_a_boundary_of_70_characters_is_taken():
+    datagen, headers = multipart_encode([("a", "b")], "a" * 70)
+    assert headers["Content-Type"].endswith("boundary=" + "a" * 70)
+
+
+def test_reset_right_after_a_cancelled_async_iteration(tmp_path):
+    path = write(tmp_path / "big.bin", os.urandom(4 << 20))
+    datagen, headers = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY, blocksize=4096)
+
+    async def cancel_midway():
+        async def consume():
+            async for _ in datagen:
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        datagen.reset()  # while the cancelled step may still run in its thread
+
+    asyncio.run(cancel_midway())
+    body = b"".join(datagen)
+    assert len(body) == int(headers["Content-Length"])
+    assert content_of(body, "f") == path.read_bytes()
+
+
+@pytest.mark.parametrize("style", ["poster", "html5"])
+def test_a_filename_that_is_not_utf8_is_spelled_with_percent_escapes(tmp_path, style):
+    path = os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")
+    with open(path, "wb") as f:
+        f.write(b"data")
+    param = MultipartParam.from_file("f", path, style=style)
+    assert param.filename == "caf%E9.txt"
+    body = b"".join(multipart_encode([param], BOUNDARY)[0])
+    assert b'filename="caf%E9.txt"' in body
+    assert content_of(body, "f") == b"data"
+
+
+def test_the_errors_are_value_errors():
+    for error in (BodyConsumedError, ContentSizeError, SourceChangedError, SourceInUseError,
+                  BoundaryCollisionError):
+        assert issubclass(error, ValueError)
+    assert issubclass(BodyFrozenError, TypeError)
+
+
+def test_a_body_shared_across_threads_is_not_needed_to_share_params(tmp_path):
+    # Many bodies of one param list, iterated in many threads at once.
+    paths = [write(tmp_path / f"{i}.bin", os.urandom(50_000)) for i in range(4)]
+    params = [MultipartParam.from_file(f"f{i}", p) for i, p in enumerate(paths)]
+    expected = b"".join(multipart_encode(params, BOUNDARY, blocksize=1000)[0])
+    results = []
+
+    def run():
+        for _ in range(10):
+            results.append(b"".join(multipart_encode(params, BOUNDARY, blocksize=1000)[0]))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [expected] * 40

@@ -284,6 +284,25 @@ def test_encoded_words_in_names_and_filenames(style, name, filename):
     check_every_parser(params, [sent(name, filename, style)] + [sent(name, None, style)] * 2, style)
 
 
+# Every ASCII character, and the characters str.splitlines takes for line ends.
+SWEEP = [chr(code) for code in range(128)] + ["\x85", "\u2028", "\u2029", "\ufeff"]
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("char", SWEEP, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_character_alone_and_inside(style, char):
+    if style == "html5" and char == "\x00":
+        with pytest.raises(ValueError, match="NUL"):
+            MultipartParam(char, b"v", style=style)
+        return
+    params, intended = [], []
+    for text in (char, f"a{char}b", f"{char}{char}", f" {char} "):
+        params += [MultipartParam(text, fileobj=io.BytesIO(b"d"), filename=text, style=style),
+                   MultipartParam(text, b"v", style=style), (text, "pair")]
+        intended += [sent(text, text, style), sent(text, None, style), sent(text, None, style)]
+    check_every_parser(params, intended, style)
+
+
 # -- (b) any names and filenames -------------------------------------------------------
 
 SPICE = ["\\", '"', ";", "=", "'", "\r", "\n", "\r\n", "\t", " ", "é", "\N{SNOWMAN}", "\U0001f600",

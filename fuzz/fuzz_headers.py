@@ -4,7 +4,7 @@ Random names, filenames and content types (any code point, lone surrogates,
 CR, LF, NUL, quotes, backslashes, long): both backends give the same
 bytes or the same error, and a rendered header is exactly one
 Content-Disposition line and at most one Content-Type line, with no raw CR,
-LF or NUL in any line.
+LF or NUL in any line and no backslash in the Content-Disposition line.
 
     python fuzz/fuzz_headers.py -runs=20000
 """
@@ -41,6 +41,8 @@ def check_header(header: bytes) -> None:
             raise AssertionError(f"raw CR, LF or NUL in a header line: {line!r}")
     if not lines[0].startswith(b'Content-Disposition: form-data; name="'):
         raise AssertionError(f"first line is not the disposition: {lines[0]!r}")
+    if b"\\" in lines[0]:
+        raise AssertionError(f"a backslash in the disposition: {lines[0]!r}")
     if len(lines) > 2 or (len(lines) == 2 and not lines[1].startswith(b"Content-Type: ")):
         raise AssertionError(f"unexpected header lines: {lines!r}")
 

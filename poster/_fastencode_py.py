@@ -161,52 +161,62 @@ def _is_plain_ascii(text: str) -> bool:
 def _quote_name_poster(name: str) -> bytes:
     # poster 0.8.1 passed names through email.header.Header: non-ASCII names
     # became one RFC 2047 encoded word.  Control characters take the same
-    # route here, so no raw CR, LF or NUL can reach the header line; the word
-    # is never folded, and leading white space is kept.
-    if _is_plain_ascii(name):
-        return name.replace("\\", "\\\\").replace('"', '\\"').encode("ascii")
-    encoded = base64.b64encode(_utf8(name, "name")).decode("ascii")
+    # route here, so no raw CR, LF or NUL can reach the header line, and so
+    # do a '"' and a "=?" (which the email package would take for the start
+    # of an encoded word); the word is never folded, and leading white space
+    # is kept.  A backslash never sits inside the quoted value, where parsers
+    # read it as an escape: it is written as the character reference
+    # "&#92;", as in filenames, before any encoding (the email package
+    # decodes an encoded word inside a quoted string, then misreads a value
+    # that ends in a backslash).
+    if _is_plain_ascii(name) and '"' not in name and "=?" not in name:
+        return name.replace("\\", "&#92;").encode("ascii")
+    encoded = base64.b64encode(_utf8(name, "name").replace(b"\\", b"&#92;")).decode("ascii")
     return f"=?utf-8?b?{encoded}?=".encode("ascii")
 
 
-_STRING_ESCAPES = {
-    ord("\\"): "\\\\",
-    ord("'"): "\\'",
-    ord('"'): '\\"',
-    ord("\t"): "\\t",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-}
-
-
 def _quote_filename_poster(filename: str) -> bytes:
-    # poster 0.8.1: non-ASCII characters become XML character references,
-    # then Python 2's "string_escape" codec, then '"' becomes '\"'.
+    # poster 0.8.1 wrote non-ASCII characters as XML character references
+    # ("&#9731;").  Every character a parser could misread takes the same
+    # route: '\\', '"' and "'" (0.8.1 escaped these with a backslash, which
+    # parsers read as an escape), control characters, and the '=' of a "=?"
+    # (the email package would take it for the start of an encoded word).
+    # So no backslash is ever written.
     out = []
-    for char in filename:
+    last = len(filename) - 1
+    for index, char in enumerate(filename):
         code = ord(char)
-        if code > 0x7F:
+        if (
+            code > 0x7E
+            or code < 0x20
+            or char in "\\'\""
+            or (char == "=" and index < last and filename[index + 1] == "?")
+        ):
             out.append(f"&#{code};")
-        elif code in _STRING_ESCAPES:
-            out.append(_STRING_ESCAPES[code])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
         else:
             out.append(char)
     return "".join(out).encode("ascii")
 
 
 def _quote_html5(text: str, what: str) -> bytes:
-    # WHATWG multipart/form-data encoding escapes '"', CR and LF.  A backslash
-    # is doubled as well: parsers (werkzeug, python-multipart) read quoted
-    # strings with backslash escapes, so a raw one would be lost, or would
-    # swallow the closing quote when it ends the value.
+    # WHATWG multipart/form-data encoding escapes '"', CR and LF as %22, %0D
+    # and %0A.  A backslash is written %5C the same way: parsers (werkzeug,
+    # python-multipart, multipart, email) read quoted strings with backslash
+    # escapes, so a raw one could swallow the closing quote and let the rest
+    # of the value be read as other parameters.  The '=' of a "=?" is %3D:
+    # the email package would take "=?" for the start of an encoded word.
     if "\x00" in text:
         raise ValueError(
             f"{what} {text!r} contains a NUL character, which cannot be sent in "
             "a header; remove it"
         )
-    quoted = text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    quoted = (
+        text.replace("\\", "%5C")
+        .replace('"', "%22")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+        .replace("=?", "%3D?")
+    )
     return _utf8(quoted, what)
 
 

@@ -277,11 +277,14 @@ def find_collision(delimiter, data):
 
 # Which ASCII characters each quoting copies unchanged.  A str made only of
 # those is copied byte for byte from its ASCII storage; anything else takes
-# the same route as the twin.
+# the same route as the twin.  No table holds the backslash, which is never
+# written inside a quoted value, nor '=', whose "=?" is escaped (the email
+# package would take it for the start of an encoded word): a str holding one
+# of them takes the twin's route as well.
 cdef enum:
-    POSTER_NAME_PLAIN = 0       # printable ASCII but \ and "
-    POSTER_FILENAME_PLAIN = 1   # printable ASCII but \ ' and "
-    HTML5_PLAIN = 2             # ASCII but NUL, CR, LF, \ and "
+    POSTER_NAME_PLAIN = 0       # printable ASCII but \ " and =
+    POSTER_FILENAME_PLAIN = 1   # printable ASCII but \ ' " and =
+    HTML5_PLAIN = 2             # ASCII but NUL, CR, LF, \ " and =
     PRINTABLE_ASCII = 3         # space to ~
 
 cdef unsigned char PLAIN[4][128]
@@ -291,10 +294,11 @@ cdef void init_plain_tables() noexcept:
     cdef int c
     for c in range(128):
         PLAIN[PRINTABLE_ASCII][c] = 0x20 <= c <= 0x7E
-        PLAIN[POSTER_NAME_PLAIN][c] = PLAIN[PRINTABLE_ASCII][c] and c != ord("\\") and c != ord('"')
+        PLAIN[POSTER_NAME_PLAIN][c] = (PLAIN[PRINTABLE_ASCII][c] and c != ord("\\")
+                                       and c != ord('"') and c != ord("="))
         PLAIN[POSTER_FILENAME_PLAIN][c] = PLAIN[POSTER_NAME_PLAIN][c] and c != ord("'")
         PLAIN[HTML5_PLAIN][c] = (c != 0 and c != ord("\r") and c != ord("\n")
-                                 and c != ord('"') and c != ord("\\"))
+                                 and c != ord('"') and c != ord("\\") and c != ord("="))
 
 
 init_plain_tables()
@@ -345,40 +349,31 @@ cdef bytes utf8(object text, str what):
 
 
 cdef bytes quote_name_poster(object name):
-    # poster 0.8.1 passed names through email.header.Header: see the twin.
+    # poster 0.8.1 passed names through email.header.Header; a backslash is
+    # written "&#92;", a '"' or "=?" makes an RFC 2047 word: see the twin.
     if all_plain(name, POSTER_NAME_PLAIN):
         return ascii_bytes(name)
-    if all_plain(name, PRINTABLE_ASCII):
-        return name.replace("\\", "\\\\").replace('"', '\\"').encode("ascii")
-    encoded = base64.b64encode(utf8(name, "name")).decode("ascii")
+    if all_plain(name, PRINTABLE_ASCII) and '"' not in name and "=?" not in name:
+        return name.replace("\\", "&#92;").encode("ascii")
+    encoded = base64.b64encode(utf8(name, "name").replace(b"\\", b"&#92;")).decode("ascii")
     return f"=?utf-8?b?{encoded}?=".encode("ascii")
 
 
-cdef dict STRING_ESCAPES = {
-    ord("\\"): "\\\\",
-    ord("'"): "\\'",
-    ord('"'): '\\"',
-    ord("\t"): "\\t",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-}
-
-
 cdef bytes quote_filename_poster(object filename):
-    # poster 0.8.1: XML character references, then "string_escape": see the twin.
+    # poster 0.8.1's XML character references, for every character a parser
+    # could misread as well, so no backslash is written: see the twin.
     cdef Py_UCS4 char
-    cdef Py_ssize_t code
+    cdef Py_ssize_t code, index, last
     if all_plain(filename, POSTER_FILENAME_PLAIN):
         return ascii_bytes(filename)
     out = []
-    for char in filename:
+    last = len(filename) - 1
+    for index in range(last + 1):
+        char = filename[index]
         code = char
-        if code > 0x7F:
+        if (code > 0x7E or code < 0x20 or char == u"\\" or char == u"'" or char == u'"'
+                or (char == u"=" and index < last and filename[index + 1] == u"?")):
             out.append(f"&#{code};")
-        elif code in STRING_ESCAPES:
-            out.append(STRING_ESCAPES[code])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
         else:
             out.append(char)
     return "".join(out).encode("ascii")
@@ -386,7 +381,7 @@ cdef bytes quote_filename_poster(object filename):
 
 cdef bytes quote_html5(object text, str what):
     # WHATWG multipart/form-data encoding escapes '"', CR and LF; a backslash
-    # is doubled so that parsers reading quoted strings keep it: see the twin.
+    # is %5C and the '=' of a "=?" is %3D: see the twin.
     if all_plain(text, HTML5_PLAIN):
         return ascii_bytes(text)
     if "\x00" in text:
@@ -394,7 +389,13 @@ cdef bytes quote_html5(object text, str what):
             f"{what} {text!r} contains a NUL character, which cannot be sent in "
             "a header; remove it"
         )
-    quoted = text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    quoted = (
+        text.replace("\\", "%5C")
+        .replace('"', "%22")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+        .replace("=?", "%3D?")
+    )
     return utf8(quoted, what)
 
 

@@ -153,7 +153,7 @@ def test_scanner_argument_errors_agree(delimiter, data):
 
 # Every kind of character the quoting treats differently.
 header_text = st.text(
-    st.sampled_from('aZ09 -_.~"\\\'\t\r\n\x00\x01\x1f\x7f\x80\xe9\u20ac\U0001f600\ud800')
+    st.sampled_from('aZ09 -_.~=?"\\\'\t\r\n\x00\x01\x1f\x7f\x80\xe9\u20ac\U0001f600\ud800')
     | st.characters(),
     max_size=20,
 )
@@ -170,6 +170,7 @@ def test_render_part_headers_agree(name, filename, filetype, html5):
 @pytest.mark.parametrize("text", [
     "field", "", " lead", "a\"b", "back\\slash", "it's", "tab\there", "cr\rlf\n", "nul\x00",
     "\x7f", "caf\u00e9", "\u20ac", "\U0001f600", "\ud800", "x" * 200,
+    "ends\\", "a=b", "=?", "a=?b?=", "=?utf-8?q?x=5C?=", "caf\u00e9\\", "=", "a=",
 ])
 def test_render_part_headers_examples_agree(text, html5):
     for filetype in (None, "text/csv", text):
@@ -241,7 +242,7 @@ def test_render_value_parts_argument_errors_agree(args):
     same_everywhere("render_value_parts", *args)
 
 
-text_pair_names = st.text(max_size=10) | st.sampled_from(["a", 'q"', "\\", "n\u00e9", "\ud800", "x\r\ny", "\x00"])
+text_pair_names = st.text(max_size=10) | st.sampled_from(["a", 'q"', "\\", "n\u00e9", "\ud800", "x\r\ny", "\x00", "a=b", "=?x", "x\\"])
 text_pair_values = st.text(max_size=30) | st.binary(max_size=30) | st.sampled_from(
     ["--b", "x\n--b", b"\n--boundary", "\ud800", "\u00e9" * 5, 7, None, bytearray(b"ba")]
 )

@@ -1,7 +1,6 @@
 """Hostile names, filenames and content types: a clear error, or a body whose
 parsed header set is exactly the intended one.  Never an extra header."""
 
-import codecs
 import email.header
 import io
 import re
@@ -29,6 +28,7 @@ HOSTILE = [
     "\N{SNOWMAN} unicode \u00e9",
     "lone \udc80 surrogate",
     "\r\n\r\n--boundary",
+    "=?utf-8?q?x=5C?=",
 ]
 
 
@@ -55,12 +55,13 @@ def _decode_poster_name(raw):
     return text
 
 
-def _poster_0_8_1_filename(text):
-    """What poster 0.8.1 put between the quotes: XML character references for
-    non-ASCII, then Python 2's "string_escape" (codecs.escape_encode is the
-    same codec), then '"' as '\\"'."""
-    escaped, _ = codecs.escape_encode(text.encode("ascii", "xmlcharrefreplace"))
-    return escaped.replace(b'"', b'\\"')
+def _poster_filename(text):
+    """What poster style puts between the quotes: poster 0.8.1's XML character
+    references for non-ASCII, and for what 0.8.1 escaped with a backslash
+    (Python 2's "string_escape": control characters, '\\', "'", and '"')
+    and for the '=' of "=?", so that no parser reads an escape or an encoded
+    word there."""
+    return re.sub(r"""[^ -~]|[\\'"]|=(?=\?)""", lambda m: f"&#{ord(m.group())};", text).encode("ascii")
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:24]))
@@ -72,7 +73,8 @@ def test_poster_style_name(text):
         return
     part = _parsed_headers(param)
     assert set(part["headers"]) == {b"content-disposition", b"content-type"}
-    assert _decode_poster_name(part["name"]) == text
+    # A backslash is written as the character reference &#92;.
+    assert _decode_poster_name(part["name"]) == text.replace("\\", "&#92;")
     assert part["data"] == b"v"
 
 
@@ -82,7 +84,7 @@ def test_poster_style_filename(text):
     assert set(part["headers"]) == {b"content-disposition", b"content-type"}
     assert part["name"] == b"f"
     raw = part["headers"][b"content-disposition"]
-    assert raw == b'form-data; name="f"; filename="' + _poster_0_8_1_filename(text) + b'"'
+    assert raw == b'form-data; name="f"; filename="' + _poster_filename(text) + b'"'
     assert part["data"] == b"data"
 
 
@@ -96,8 +98,9 @@ def test_html5_style_name_and_filename(text):
     part = _parsed_headers(param)
     assert set(part["headers"]) == {b"content-disposition", b"content-type"}
     # werkzeug gives back the '"' that html5 style sent as %22 (as browsers do);
-    # CR and LF stay escaped.
-    expected = text.replace("\r", "%0D").replace("\n", "%0A").encode("utf-8")
+    # CR, LF, the backslash and the '=' of "=?" stay escaped.
+    expected = (text.replace("\\", "%5C").replace("\r", "%0D").replace("\n", "%0A")
+                .replace("=?", "%3D?").encode("utf-8"))
     assert part["name"] == expected
     assert part["filename"] == expected
     assert part["data"] == b"data"

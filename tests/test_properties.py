@@ -48,13 +48,12 @@ def test_any_names_poster_style_exact_length(parts, blocksize):
         assert b"\n" not in line and b"\r" not in line
 
 
-# Names and filenames as the html5 property needs them: no '"', CR or LF
-# (the WHATWG escapes of those are not undone by parsers), no NUL (refused),
-# and no filename that python-multipart takes for a full Windows path.
+# Names and filenames as the html5 property needs them: no '"', CR, LF, '\\'
+# or "=?" (the escapes of those are not undone by parsers; what each parser
+# sees for them is checked in test_header_params), and no NUL (refused).
 html5_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters='"\r\n\x00'), min_size=1, max_size=30
-)
-html5_filename = html5_text.filter(lambda f: f[1:3] != ":\\" and not f.startswith("\\\\"))
+    st.characters(blacklist_categories=("Cs",), blacklist_characters='"\r\n\x00\\'), min_size=1, max_size=30
+).filter(lambda t: "=?" not in t)
 content_types = st.sampled_from(["text/csv", "application/octet-stream", "image/png", "application/json"])
 
 
@@ -64,7 +63,7 @@ def html5_fields(draw):
     for _ in range(draw(st.integers(0, 6))):
         name = draw(html5_text)
         if draw(st.booleans()):
-            fields.append({"name": name, "filename": draw(html5_filename),
+            fields.append({"name": name, "filename": draw(html5_text),
                            "content_type": draw(content_types), "data": draw(contents)})
         else:
             fields.append({"name": name, "filename": None, "content_type": None,
@@ -85,11 +84,6 @@ def _params(fields):
 
 @given(fields=html5_fields(), blocksize=blocksizes)
 def test_html5_round_trip_python_multipart(fields, blocksize):
-    # python-multipart splits header parameters by counting quotes, and takes
-    # the closing quote after an escaped backslash for an escaped quote: a
-    # name that ends in a backslash is misread there (werkzeug reads it right,
-    # see the next test).
-    assume(not any(f["filename"] is not None and f["name"].endswith("\\") for f in fields))
     datagen, headers = multipart_encode(_params(fields), blocksize=blocksize)
     parsed = parse_with_python_multipart(b"".join(datagen), headers["Content-Type"])
     assert len(parsed) == len(fields)

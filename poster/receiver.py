@@ -368,16 +368,9 @@ def _iter_body(rfile: BinaryIO, length: Optional[int], max_size: Optional[int]) 
         return
     received = 0
     while True:
-        line = rfile.readline(1024)
-        if not line.endswith(b"\n"):
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunk size") from None
+        size = _chunk_size(rfile.readline(MAX_CHUNK_LINE + 1))
         if size == 0:
-            while rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailers, ignored
-                pass
+            _skip_trailers(rfile)
             return
         received += size
         if max_size is not None and received > max_size:
@@ -391,8 +384,55 @@ def _iter_body(rfile: BinaryIO, length: Optional[int], max_size: Optional[int]) 
                 raise ReceiverError(HTTPStatus.BAD_REQUEST, "the chunked body ended early")
             size -= len(block)
             yield block
-        if rfile.readline(3).strip():
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body")
+        if rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body: no CRLF after a chunk")
+
+
+#: Longest chunk-size line (size and extensions) of a chunked body.
+MAX_CHUNK_LINE = 4096
+#: Most hex digits in a chunk size (16: any 64-bit size).
+MAX_CHUNK_SIZE_DIGITS = 16
+#: Limits on the trailer section after the last chunk.
+MAX_TRAILER_LINES = 64
+MAX_TRAILER_LINE = 8192
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk from its line: ``1*HEXDIG [ BWS ";" ext ] CRLF``.
+
+    Nothing else is taken: no sign, ``0x``, ``_``, spaces around the digits
+    or an empty size (``int(..., 16)`` takes all of those).
+    """
+    if not line.endswith(b"\n"):
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body: chunk-size line too long or cut")
+    text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    digits, semicolon, _ = text.partition(b";")
+    if semicolon:
+        digits = digits.rstrip(b" \t")  # whitespace before the extensions (RFC 9112 BWS)
+    if not digits or not set(digits) <= _HEX_DIGITS:
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed chunk size {text[:40]!r}")
+    if len(digits) > MAX_CHUNK_SIZE_DIGITS:
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, f"chunk size of more than {MAX_CHUNK_SIZE_DIGITS} hex digits")
+    return int(digits, 16)
+
+
+def _skip_trailers(rfile: BinaryIO) -> None:
+    """Read the trailer section after the last chunk (its fields are ignored)."""
+    for _ in range(MAX_TRAILER_LINES + 1):
+        line = rfile.readline(MAX_TRAILER_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return
+        if not line.endswith(b"\n"):
+            if not line:
+                raise ReceiverError(HTTPStatus.BAD_REQUEST, "the chunked body ended in its trailers")
+            raise ReceiverError(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a trailer line of the chunked body is too long"
+            )
+    raise ReceiverError(
+        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"more than {MAX_TRAILER_LINES} trailer lines"
+    )
 
 
 class UploadHandler(http.server.BaseHTTPRequestHandler):

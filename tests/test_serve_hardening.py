@@ -1,0 +1,231 @@
+"""``poster serve`` against clients no well-behaved client would be.
+
+A real ``poster serve`` process (with ``--save-dir`` and ``--max-size 1M``)
+is driven over raw sockets on 127.0.0.1: chunk sizes that ``int(..., 16)``
+would take but HTTP does not, file names with C1 and bidirectional controls,
+``filename*=``, and requests that end in every error status it has, which
+must all be answered as JSON.  Nothing of a refused request may be left in
+the save directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+TIMEOUT = 30
+SOCKET_TIMEOUT = 10.0
+MAX_ANSWER = 1 << 20
+EXIT_USAGE = 2
+
+
+def serve_env() -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+class Serve:
+    def __init__(self, process: subprocess.Popen, port: int, save_dir: Path) -> None:
+        self.process, self.port, self.save_dir = process, port, save_dir
+
+    def saved(self) -> List[str]:
+        """Every name in the save directory, hidden temporary files included."""
+        return sorted(os.listdir(self.save_dir)) if self.save_dir.exists() else []
+
+
+def start_serve(root: Path, *args: str) -> Serve:
+    save_dir = root / "saved"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "poster", "serve", "--port", "0", "--quiet",
+         "--save-dir", str(save_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=serve_env(),
+    )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], TIMEOUT)
+    assert ready, "poster serve printed nothing"
+    line = process.stdout.readline().decode()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    assert match, line
+    return Serve(process, int(match.group(1)), save_dir)
+
+
+def stop(serve: Serve) -> None:
+    if serve.process.poll() is None:
+        serve.process.terminate()
+    serve.process.wait(TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """``poster serve --save-dir DIR --max-size 1M`` for this module."""
+    serve = start_serve(tmp_path_factory.mktemp("serve"), "--max-size", "1M")
+    try:
+        yield serve
+    finally:
+        stop(serve)
+
+
+class Answer:
+    def __init__(self, status: int, headers: Dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        assert self.headers.get("content-type", "").split(";")[0] == "application/json", self.headers
+        return json.loads(self.body)
+
+
+def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> Answer:
+    """Send ``pieces`` on a new connection (``pause`` s apart) and read the answer.
+
+    Sending stops quietly when the server has closed its side already.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        for piece in pieces:
+            try:
+                sock.sendall(piece)
+            except OSError:
+                break
+            time.sleep(pause)
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> Answer:
+    data = bytearray()
+    deadline = time.monotonic() + SOCKET_TIMEOUT
+    while b"\r\n\r\n" not in data:
+        assert time.monotonic() < deadline and len(data) < MAX_ANSWER, "no complete answer head"
+        block = sock.recv(65536)
+        assert block, f"closed without an answer: {bytes(data)!r}"
+        data += block
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body_data = bytearray(body)
+    while len(body_data) < length:
+        assert time.monotonic() < deadline, "the answer's body did not come"
+        block = sock.recv(65536)
+        if not block:
+            break
+        body_data += block
+    return Answer(status, headers, bytes(body_data[:length]))
+
+
+def request_head(method: str = "POST", path: str = "/", **headers: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{key.replace('_', '-')}: {value}" for key, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+BOUNDARY = "hardening0boundary"
+
+
+def file_part(disposition: bytes, content: bytes) -> bytes:
+    return (
+        b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=\"f\"; " + disposition
+        + b"\r\nContent-Type: application/octet-stream\r\n\r\n" + content + b"\r\n"
+    )
+
+
+def multipart(*parts: bytes) -> bytes:
+    return b"".join(parts) + b"--" + BOUNDARY.encode() + b"--\r\n"
+
+
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+# -- 4. chunk sizes are hex digits, nothing else ----------------------------------------
+
+
+BAD_CHUNK_SIZES = [b"-1", b"+5", b"0x5", b"0_5", b"", b" 5", b"5 ", b"5\t", b"5 5", b"\t5",
+                   b"1" * 17, b"g", b"5g", b"\xd9\xa5", b";ext", b"-0"]
+
+
+@pytest.mark.parametrize("size", BAD_CHUNK_SIZES)
+def test_bad_chunk_size_is_400(receiver: Serve, size: bytes) -> None:
+    # Followed by what a lax parser would take for a chunk of 5 and the end.
+    answer = exchange(
+        receiver.port,
+        request_head("PUT", Content_Type="application/octet-stream", Transfer_Encoding="chunked")
+        + size + b"\r\nzzzzz\r\n0\r\n\r\n",
+    )
+    assert answer.status == 400, answer.body
+    assert "chunk size" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("size", BAD_CHUNK_SIZES)
+def test_bad_chunk_size_in_a_form_is_400_and_nothing_is_saved(receiver: Serve, size: bytes) -> None:
+    before = receiver.saved()
+    first = multipart(file_part(b'filename="chunky.bin"', os.urandom(1000)))[:600]
+    answer = exchange(
+        receiver.port,
+        request_head(Content_Type=MULTIPART, Transfer_Encoding="chunked")
+        + f"{len(first):x}\r\n".encode() + first + b"\r\n",
+        size + b"\r\n" + b"x" * 65536,
+        pause=0.1,
+    )
+    assert answer.status == 400, answer.body
+    assert "chunk size" in answer.json()["error"]
+    assert receiver.saved() == before
+
+
+def test_negative_chunk_size_does_not_read_past_max_size(receiver: Serve) -> None:
+    """``-1`` once read the body to its end, whatever --max-size said."""
+    before = receiver.saved()
+    started = time.monotonic()
+    answer = exchange(
+        receiver.port,
+        request_head(Content_Type=MULTIPART, Transfer_Encoding="chunked") + b"-1\r\n",
+        *[multipart(file_part(b'filename="big.bin"', b"y" * (1 << 20)))] * 3,
+    )
+    assert answer.status == 400 and "chunk size" in answer.json()["error"]
+    assert time.monotonic() - started < 8
+    assert receiver.saved() == before
+
+
+@pytest.mark.parametrize("size_line", [b"5", b"05", b"0000000000000005", b"5;name=value", b"5 ;ext", b"5;a;b=\"c\"",
+                                       b"A", b"a"])
+def test_good_chunk_sizes_are_taken(receiver: Serve, size_line: bytes) -> None:
+    size = int(size_line.split(b";")[0], 16)
+    answer = exchange(
+        receiver.port,
+        request_head("PUT", Content_Type="application/octet-stream", Transfer_Encoding="chunked")
+        + size_line + b"\r\n" + b"z" * size + b"\r\n0\r\n\r\n",
+    )
+    assert answer.status == 200, answer.body
+    assert answer.json()["body"]["size"] == size
+
+
+def test_chunk_not_followed_by_crlf_is_400(receiver: Serve) -> None:
+    answer = exchange(
+        receiver.port,
+        request_head("PUT", Content_Type="application/octet-stream", Transfer_Encoding="chunked")
+        + b"5\r\nzzzzzXX\r\n0\r\n\r\n",
+    )
+    assert answer.status == 400 and "chunk" in answer.json()["error"]
+
+
+def test_endless_trailers_are_refused(receiver: Serve) -> None:
+    answer = exchange(
+        receiver.port,
+        request_head("PUT", Content_Type="application/octet-stream", Transfer_Encoding="chunked")
+        + b"1\r\nz\r\n0\r\n" + b"X-Trailer: 1\r\n" * 100 + b"\r\n",
+    )
+    assert answer.status == 431 and "trailer" in answer.json()["error"]

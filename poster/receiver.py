@@ -31,11 +31,13 @@ import http.server
 import itertools
 import json
 import os
+import re
 import socket
 import socketserver
 import tempfile
 import threading
 import time
+import urllib.parse
 from http import HTTPStatus
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
@@ -76,22 +78,47 @@ class ReceiverError(Exception):
         self.message = message
 
 
+#: Characters that become ``_`` in a saved name, besides ``/``, ``\\`` and the
+#: control characters (C0, DEL, C1): the line and paragraph separators and
+#: the bidirectional controls, which make a name read otherwise than it is.
+_UNSAFE_IN_NAMES = frozenset(
+    "\u2028\u2029\u061c\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: An extension longer than this (in bytes of UTF-8) is not kept when a name is cut.
+_MAX_KEPT_EXTENSION = 32
+
+
+def _unsafe_char(ch: str) -> bool:
+    code = ord(ch)
+    return ch in "/\\" or code < 0x20 or 0x7F <= code <= 0x9F or ch in _UNSAFE_IN_NAMES
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+
+
 def safe_filename(filename: str) -> str:
     """A name for ``filename`` that stays inside the directory it is joined to.
 
-    Path separators (``/`` and ``\\``), NUL and other control characters become
-    ``_``, and so do leading dots (no ``..``, no hidden files).  What is left is
-    cut to :data:`MAX_FILENAME_BYTES`; an empty result is ``"upload"``.
+    Path separators (``/`` and ``\\``), control characters (C0, DEL and C1,
+    NUL included), the line and paragraph separators and the bidirectional
+    controls become ``_``, and so do leading dots (no ``..``, no hidden files).
+    What is left is cut to :data:`MAX_FILENAME_BYTES`, keeping its extension;
+    an empty result is ``"upload"``.
     """
-    cleaned = "".join(
-        "_" if ch in "/\\" or ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in filename
-    )
+    cleaned = "".join("_" if _unsafe_char(ch) else ch for ch in filename)
     stripped = cleaned.lstrip(".")
     if len(stripped) != len(cleaned):
         cleaned = "_" + stripped
-    encoded = cleaned.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_FILENAME_BYTES:
-        cleaned = encoded[:MAX_FILENAME_BYTES].decode("utf-8", "ignore")
+    if len(cleaned.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+        stem, ext = os.path.splitext(cleaned)
+        ext_bytes = len(ext.encode("utf-8", "surrogatepass"))
+        if stem and ext_bytes <= _MAX_KEPT_EXTENSION:
+            cleaned = _cut_utf8(stem, MAX_FILENAME_BYTES - ext_bytes) + ext
+        else:
+            cleaned = _cut_utf8(cleaned, MAX_FILENAME_BYTES)
     return cleaned if cleaned.strip(" _") else "upload"
 
 
@@ -187,6 +214,61 @@ def _header_text(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _disposition_params(header: bytes) -> Iterator[Tuple[bytes, bytes]]:
+    """The ``name=value`` parameters of a Content-Disposition, quotes respected.
+
+    A quoted value is given without its quotes and backslash escapes.
+    """
+    pos, end = 0, len(header)
+    first = True
+    while pos < end:
+        # A parameter runs to the next ';' outside a quoted string.
+        start, quoted, escaped = pos, False, False
+        while pos < end:
+            byte = header[pos]
+            if escaped:
+                escaped = False
+            elif quoted and byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # '"'
+                quoted = not quoted
+            elif byte == 0x3B and not quoted:  # ';'
+                break
+            pos += 1
+        item, pos = header[start:pos], pos + 1
+        if first:  # the disposition type
+            first = False
+            continue
+        key, equals, value = item.partition(b"=")
+        if not equals:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[:1] == value[-1:] == b'"':
+            value = re.sub(rb"\\(.)", rb"\1", value[1:-1])
+        yield key.strip().lower(), value
+
+
+_EXTENDED_CHARSETS = {"utf-8": "utf-8", "iso-8859-1": "latin-1", "us-ascii": "ascii"}
+
+
+def _extended_filename(header: bytes) -> Optional[str]:
+    """The ``filename*`` of a Content-Disposition (RFC 5987/8187), decoded; else None.
+
+    ``charset'language'percent-encoded``; UTF-8 and ISO-8859-1 are decoded
+    (bytes that do not decode become U+FFFD), another charset as UTF-8.
+    """
+    for key, value in _disposition_params(header):
+        if key != b"filename*":
+            continue
+        charset, quote1, rest = value.partition(b"'")
+        _, quote2, encoded = rest.partition(b"'")
+        if not (quote1 and quote2):
+            return None
+        codec = _EXTENDED_CHARSETS.get(charset.decode("latin-1").strip().lower(), "utf-8")
+        return urllib.parse.unquote_to_bytes(encoded).decode(codec, "replace")
+    return None
 
 
 class FormReceiver:
@@ -290,16 +372,21 @@ class FormReceiver:
         self._header_value.clear()
 
     def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", b"").decode("latin-1"))
+        disposition = self._headers.get("content-disposition", b"")
+        _, options = parse_options_header(disposition.decode("latin-1"))
         name = options.get(b"name")
-        filename = options.get(b"filename")
+        raw_filename = options.get(b"filename")
+        # RFC 6266: filename* (RFC 5987) wins over filename when both are sent.
+        filename = _extended_filename(disposition)
+        if filename is None and raw_filename is not None:
+            filename = _header_text(raw_filename)
         content_type = self._headers.get("content-type")
         file: Optional[BinaryIO] = None
         if filename is not None and self.save_dir is not None:
             file, self._temp_path = self.save_dir.create_temporary()
         self._part = _PartSink(
             None if name is None else _header_text(name),
-            None if filename is None else _header_text(filename),
+            filename,
             None if content_type is None else _header_text(content_type),
             file,
         )

@@ -229,3 +229,66 @@ def test_endless_trailers_are_refused(receiver: Serve) -> None:
         + b"1\r\nz\r\n0\r\n" + b"X-Trailer: 1\r\n" * 100 + b"\r\n",
     )
     assert answer.status == 431 and "trailer" in answer.json()["error"]
+
+
+# -- 5. saved names ------------------------------------------------------------------------
+
+
+def upload_named(receiver: Serve, disposition: bytes, content: bytes = b"named content\n") -> Dict[str, Any]:
+    body = multipart(file_part(disposition, content))
+    answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+    assert answer.status == 200, answer.body
+    [field] = answer.json()["fields"]
+    saved = receiver.save_dir / field["saved_as"]
+    assert saved.read_bytes() == content
+    assert saved.parent == receiver.save_dir
+    return field
+
+
+CONTROLS = ["\x80", "\x85", "\x9b", "\x9f", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d",
+            "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u2028", "\u2029", "\u061c"]
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+def test_c1_and_bidi_controls_become_underscores(receiver: Serve, control: str) -> None:
+    name = f"invoice{control}fdp.exe"
+    field = upload_named(receiver, b'filename="' + name.encode("utf-8") + b'"')
+    assert field["filename"] == name  # the answer says what was sent
+    assert re.fullmatch(r"invoice_fdp(-\d+)?\.exe", field["saved_as"]), field["saved_as"]
+
+
+def test_latin1_c1_byte_becomes_an_underscore(receiver: Serve) -> None:
+    # Not UTF-8, so read as Latin-1: 0x85 is NEL, a C1 control.
+    field = upload_named(receiver, b'filename="line\x85break.txt"')
+    assert re.fullmatch(r"line_break(-\d+)?\.txt", field["saved_as"]), field["saved_as"]
+
+
+@pytest.mark.parametrize("name, ending", [
+    ("a" * 300 + ".txt", ".txt"),
+    ("é" * 300 + ".tar.gz", ".gz"),
+    ("b" * 250 + ".jpeg", ".jpeg"),
+])
+def test_long_names_keep_their_extension(receiver: Serve, name: str, ending: str) -> None:
+    field = upload_named(receiver, b'filename="' + name.encode("utf-8") + b'"')
+    saved = field["saved_as"]
+    assert re.search(rf"(-\d+)?{re.escape(ending)}\Z", saved), saved
+    assert len(saved.encode("utf-8")) <= 210
+    assert saved.startswith(name[:50])
+
+
+def test_extended_filename_alone_makes_a_file(receiver: Serve) -> None:
+    field = upload_named(receiver, b"filename*=UTF-8''na%C3%AFve.txt")
+    assert field["filename"] == "naïve.txt"
+    assert re.fullmatch(r"naïve(-\d+)?\.txt", field["saved_as"]), field["saved_as"]
+    assert "value" not in field  # a file, not a text field
+
+
+@pytest.mark.parametrize("disposition, saved", [
+    (b"filename*=utf-8''..%2F..%2Fescape%E2%80%AE.txt", r"__.._escape_(-\d+)?\.txt"),
+    (b"filename*=ISO-8859-1'fr'%E9t%E9.txt", r"été(-\d+)?\.txt"),
+    (b"filename=\"plain.txt\"; filename*=UTF-8''pr%C3%A9f%C3%A9r%C3%A9.txt", r"préféré(-\d+)?\.txt"),
+    (b"filename*=UTF-8''%C2%85%E2%80%A8x.txt", r"__x(-\d+)?\.txt"),
+])
+def test_extended_filename_is_sanitised(receiver: Serve, disposition: bytes, saved: str) -> None:
+    field = upload_named(receiver, disposition)
+    assert re.fullmatch(saved, field["saved_as"]), field["saved_as"]

@@ -271,6 +271,23 @@ def _extended_filename(header: bytes) -> Optional[str]:
     return None
 
 
+def _parser_limits() -> Dict[str, int]:
+    """The part-header limits for python-multipart's parser, when it takes them.
+
+    Recent versions have limits of their own, lower than the receiver's:
+    raised to just above the receiver's, which are checked as the headers'
+    bytes reach the callbacks (a part-header error is answered 431 either way).
+    """
+    import inspect
+
+    parameters = inspect.signature(MultipartParser).parameters
+    wanted = {"max_header_count": MAX_PART_HEADERS + 1, "max_header_size": MAX_PART_HEADER_BYTES + 1}
+    return {key: value for key, value in wanted.items() if key in parameters}
+
+
+_PARSER_LIMITS = _parser_limits()
+
+
 class FormReceiver:
     """Drives python-multipart's streaming parser over one body.
 
@@ -299,12 +316,18 @@ class FormReceiver:
             "on_part_data": self._on_part_data,
             "on_part_end": self._on_part_end,
             "on_end": self._on_end,
-        })
+        }, **_PARSER_LIMITS)
 
     def feed(self, block: bytes) -> None:
         try:
             self._parser.write(block)
         except MultipartParseError as exc:
+            if str(exc).startswith("Maximum header"):  # python-multipart's own part-header limits
+                raise ReceiverError(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    f"a part's headers are too large: {exc} (at most {MAX_PART_HEADERS} headers, "
+                    f"{MAX_PART_HEADER_BYTES} bytes)",
+                ) from None
             raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed multipart body: {exc}") from None
 
     def finish(self) -> List[Dict[str, Any]]:
@@ -543,6 +566,11 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             self._refuse(ReceiverError(
                 HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot save the upload: {exc.strerror or exc}"
             ))
+        except Exception as exc:  # a bug: still answered, as JSON
+            self.log_error("error while receiving: %r", exc)
+            self._refuse(ReceiverError(
+                HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}"
+            ))
         else:
             self._send_json(HTTPStatus.OK, answer)
 
@@ -554,6 +582,44 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             "usage": "POST or PUT a body here: the answer gives each multipart field's "
                      "name, filename, content type, size and sha256",
         })
+
+    do_HEAD = do_GET
+
+    #: The methods answered; other known ones get 405, unknown ones 501.
+    ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH"
+
+    def _method_not_allowed(self) -> None:
+        self._answer_and_close(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            {"error": f"method {self.command} is not allowed; use {self.ALLOWED_METHODS}"},
+            {"Allow": self.ALLOWED_METHODS},
+        )
+
+    do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Answer an error of :mod:`http.server` (a malformed request line, a
+        header too large, an unknown method) as JSON, as every other answer."""
+        try:
+            short, long = self.responses[code]
+        except KeyError:
+            short, long = "error", ""
+        message = message or short
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        # http.server takes a request line it cannot parse for HTTP/0.9 and
+        # would answer without a head: answer with one, so the error is seen.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        answer = {"error": message}
+        if (explain or long) and (explain or long) != message:
+            answer["detail"] = explain or long
+        if code < 200 or code in (HTTPStatus.NO_CONTENT, HTTPStatus.RESET_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.send_response(code, message)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
+        self._answer_and_close(code, answer)
 
     def handle_expect_100(self) -> bool:
         """Refuse a body that is too large before the client sends it."""
@@ -593,22 +659,33 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             raise
         return answer
 
-    def _send_json(self, status: HTTPStatus, answer: Dict[str, Any]) -> None:
+    def _send_json(
+        self, status: int, answer: Dict[str, Any], headers: Optional[Dict[str, str]] = None
+    ) -> None:
         data = (json.dumps(answer, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _refuse(self, error: ReceiverError) -> None:
         """Answer ``error`` and close; the unread body is drained for a moment so
         the client sees the answer rather than a reset connection."""
+        self._answer_and_close(error.status, {"error": error.message})
+
+    def _answer_and_close(
+        self, status: int, answer: Dict[str, Any], headers: Optional[Dict[str, str]] = None
+    ) -> None:
+        """Answer and close, draining what the client still sends for a moment."""
         self.close_connection = True
         try:
-            self._send_json(error.status, {"error": error.message})
+            self._send_json(status, answer, headers)
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
             self.connection.settimeout(0.25)

@@ -292,3 +292,82 @@ def test_extended_filename_alone_makes_a_file(receiver: Serve) -> None:
 def test_extended_filename_is_sanitised(receiver: Serve, disposition: bytes, saved: str) -> None:
     field = upload_named(receiver, disposition)
     assert re.fullmatch(saved, field["saved_as"]), field["saved_as"]
+
+
+# -- 6. every answer is JSON ------------------------------------------------------------------
+
+
+def assert_json_error(answer: Answer, status: int) -> Dict[str, Any]:
+    assert answer.status == status, (answer.status, answer.body)
+    payload = answer.json()
+    assert isinstance(payload, dict) and isinstance(payload.get("error"), str) and payload["error"]
+    assert int(answer.headers["content-length"]) == len(answer.body)
+    return payload
+
+
+ERRORS = {
+    "bad request line": (b"GARBAGE\r\n\r\n", 400),
+    "bad version": (b"GET / HTTP/1.x\r\n\r\n", 400),
+    "HTTP/0.9 POST": (b"POST /\r\n", 400),
+    "bad Content-Length": (request_head(Content_Length="12abc"), 400),
+    "both lengths": (request_head(Content_Length="5", Transfer_Encoding="chunked"), 400),
+    "bad chunk size": (request_head(Transfer_Encoding="chunked") + b"-1\r\n", 400),
+    "malformed multipart": (request_head(Content_Type=MULTIPART, Content_Length="7") + b"garbage", 400),
+    "no boundary": (request_head(Content_Type="multipart/form-data", Content_Length="0"), 400),
+    "DELETE": (request_head("DELETE"), 405),
+    "OPTIONS": (request_head("OPTIONS"), 405),
+    "no length": (request_head(), 411),
+    "too large": (request_head(Content_Length=str(2 << 20)), 413),
+    "too large, Expect": (request_head(Content_Length=str(2 << 20), Expect="100-continue"), 413),
+    "request line too long": (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    "header line too long": (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    "too many headers": (b"GET / HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 150 + b"\r\n", 431),
+    "part headers too large": (
+        request_head(Content_Type=MULTIPART, Content_Length="20100")
+        + (b"--" + BOUNDARY.encode() + b"\r\nX-Long: " + b"h" * 20_000 + b"\r\n").ljust(20_100, b"h"),
+        431,
+    ),
+    "unknown method": (request_head("BREW"), 501),
+    "gzip body": (request_head(Transfer_Encoding="gzip"), 501),
+    "HTTP/2": (b"GET / HTTP/2.0\r\n\r\n", 505),
+}
+
+
+@pytest.mark.parametrize("request_bytes, status", list(ERRORS.values()), ids=list(ERRORS))
+def test_every_error_is_json(receiver: Serve, request_bytes: bytes, status: int) -> None:
+    assert_json_error(exchange(receiver.port, request_bytes), status)
+
+
+def test_405_says_what_is_allowed(receiver: Serve) -> None:
+    answer = exchange(receiver.port, request_head("DELETE"))
+    assert_json_error(answer, 405)
+    assert "POST" in answer.headers["allow"]
+
+
+def test_head_and_get_are_json(receiver: Serve) -> None:
+    get = exchange(receiver.port, request_head("GET", Connection="close"))
+    assert get.status == 200 and "receiver" in get.json()
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=SOCKET_TIMEOUT) as sock:
+        sock.sendall(request_head("HEAD", Connection="close"))
+        data = b""
+        deadline = time.monotonic() + SOCKET_TIMEOUT
+        while time.monotonic() < deadline:
+            block = sock.recv(65536)
+            if not block:
+                break
+            data += block
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"application/json" in head
+    assert body == b""
+
+
+def test_save_failure_is_json_500(tmp_path: Path) -> None:
+    serve = start_serve(tmp_path)
+    try:
+        shutil.rmtree(serve.save_dir)  # gone while serving: the upload cannot be saved
+        body = multipart(file_part(b'filename="lost.bin"', b"lost"))
+        answer = exchange(serve.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+        payload = assert_json_error(answer, 500)
+        assert "cannot save" in payload["error"]
+    finally:
+        stop(serve)

@@ -26,6 +26,7 @@ too long when its length was not announced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.server
 import itertools
@@ -129,6 +130,8 @@ class UploadDirectory:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.realpath(path)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
         os.makedirs(self.path, exist_ok=True)
 
     def create_temporary(self) -> Tuple[BinaryIO, str]:

@@ -371,3 +371,24 @@ def test_save_failure_is_json_500(tmp_path: Path) -> None:
         assert "cannot save" in payload["error"]
     finally:
         stop(serve)
+
+
+# -- 7. --save-dir that is not a directory ----------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_save_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "plain.txt"
+    path.write_text("not a directory\n")
+    target = path if where == "a file" else path / "sub"
+    result = subprocess.run(
+        [sys.executable, "-m", "poster", "serve", "--port", "0", "--save-dir", str(target)],
+        env=serve_env(), cwd=tmp_path, capture_output=True, timeout=TIMEOUT,
+    )
+    assert result.returncode == EXIT_USAGE, result
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("poster: error: cannot use --save-dir ")
+    assert "Not a directory" in lines[0]
+    assert result.stdout == b""
+    assert path.read_text() == "not a directory\n"

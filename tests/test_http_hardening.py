@@ -23,7 +23,7 @@ import pytest
 
 from poster.encode import ContentSizeError, MultipartParam, multipart_encode
 from poster.streaminghttp import (
-    StreamingHTTPHandler as InsecureRedirectError,
+    InsecureRedirectError,
     StreamingHTTPConnection,
     StreamingHTTPHandler,
     StreamingHTTPRedirectHandler,

@@ -14,10 +14,15 @@ and for any other body ``"body": {"size": ..., "sha256": ...}`` instead of
 ``"fields"``.  Small text fields (no filename, at most 1 KiB of UTF-8) also
 carry their ``"value"``.
 
+Every other answer is JSON too, an error included: ``{"error": "..."}``
+with the status (400, 405, 411, 413, 431, 500, ...).
+
 With ``save_dir`` the file parts are written under that directory and never
-outside it: the sent filename is only a suggestion, with path separators,
-control characters and leading dots replaced by ``_``; an existing file is
-never overwritten (``name-1.ext`` and so on).  A request that fails leaves no
+outside it: the sent filename (``filename``, or ``filename*`` of RFC 5987) is
+only a suggestion, with path separators, control characters (C0 and C1),
+bidirectional controls and leading dots replaced by ``_``, and a long name
+cut keeping its extension; an existing file is never overwritten
+(``name-1.ext`` and so on).  A request that fails leaves no
 file behind.  With ``max_size`` a body larger than that many bytes is refused
 with ``413 Payload Too Large`` before it is read, or as soon as it is seen to be
 too long when its length was not announced.

@@ -28,11 +28,18 @@ What the connections send:
 
 A file or iterable body needs a ``Content-Length`` header (``ValueError``
 otherwise, as in poster 0.8.1): poster never falls back to chunked encoding.
+A file body is held to it: a file with fewer or more bytes from its position
+raises :class:`poster.encode.ContentSizeError` before the request is complete.
 
 ``Expect: 100-continue`` is honoured when the request carries it: the body is
 sent after ``100 Continue``, or after ``continue_timeout`` seconds without an
 answer; a final status that comes first is returned and no byte of the body
-is sent.
+is sent.  The wait has one deadline, the connection's timeout, however slowly
+the server trickles its answer.  Other interim responses (``103 Early
+Hints``) are skipped, there and before the final response.
+
+A 307/308 redirect from ``https`` to ``http`` of a request with a body is not
+followed (:class:`InsecureRedirectError`): the body would go out in clear text.
 """
 
 from __future__ import annotations

@@ -315,3 +315,17 @@ def test_file_body_shorter_than_announced_through_urllib(tmp_path):
             opener_for().open(request, timeout=10)
         [record] = raw.wait(1)
     assert record.body_bytes < SIZE + 10
+
+
+@pytest.mark.parametrize("announced", [SIZE - 1, SIZE + 1])
+def test_file_body_of_another_length_over_tls_never_completes(
+    tmp_path, server_ssl_context, client_ssl_context, announced
+):
+    fileobj, _ = file_body(tmp_path, "file", SIZE)
+    with fileobj, RawServer(counting(), ssl_context=server_ssl_context) as raw:
+        request = urllib.request.Request(raw.url + "/put", fileobj, {"Content-Length": str(announced)}, method="PUT")
+        with pytest.raises(ContentSizeError):
+            opener_for(client_ssl_context).open(request, timeout=10)
+        [record] = raw.wait(1)
+    assert record.content_length == announced
+    assert record.body_bytes < announced

@@ -456,9 +456,9 @@ class _StreamingResponse(http.client.HTTPResponse):
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not 100 < status < 200 or status == 101:
                 return version, status, reason
-            skipped = http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+            skipped = http.client.parse_headers(self.fp)
             if self.debuglevel > 0:
-                print(f"interim response {status}, skipped; headers:", skipped)
+                print(f"interim response {status}, skipped; headers:", list(skipped.items()))
         raise http.client.HTTPException(
             f"more than {_MAX_INTERIM_RESPONSES} interim responses before the final one"
         )

@@ -505,8 +505,11 @@ def serve(args: argparse.Namespace) -> int:
             args.host, args.port, save_dir=args.save_dir, max_size=args.max_size, quiet=args.quiet
         )
     except OSError as exc:
-        what = f"--save-dir {args.save_dir!r}" if exc.filename else f"{args.host}:{args.port}"
-        raise CommandError(f"cannot use {what}: {exc.strerror or exc}", EXIT_CONNECTION) from None
+        if exc.filename:  # --save-dir is not a directory, or cannot be made: a usage error
+            raise CommandError(
+                f"cannot use --save-dir {args.save_dir!r}: {exc.strerror or exc}", EXIT_USAGE
+            ) from None
+        raise CommandError(f"cannot use {args.host}:{args.port}: {exc.strerror or exc}", EXIT_CONNECTION) from None
     with server:
         where = f" saving files under {server.save_dir.path}," if server.save_dir else ""
         print(f"poster serve: receiving uploads on {server.url},{where} Ctrl+C stops", flush=True)

@@ -14,10 +14,15 @@ and for any other body ``"body": {"size": ..., "sha256": ...}`` instead of
 ``"fields"``.  Small text fields (no filename, at most 1 KiB of UTF-8) also
 carry their ``"value"``.
 
+Every other answer is JSON too, an error included: ``{"error": "..."}``
+with the status (400, 405, 411, 413, 431, 500, ...).
+
 With ``save_dir`` the file parts are written under that directory and never
-outside it: the sent filename is only a suggestion, with path separators,
-control characters and leading dots replaced by ``_``; an existing file is
-never overwritten (``name-1.ext`` and so on).  A request that fails leaves no
+outside it: the sent filename (``filename``, or ``filename*`` of RFC 5987) is
+only a suggestion, with path separators, control characters (C0 and C1),
+bidirectional controls and leading dots replaced by ``_``, and a long name
+cut keeping its extension; an existing file is never overwritten
+(``name-1.ext`` and so on).  A request that fails leaves no
 file behind.  With ``max_size`` a body larger than that many bytes is refused
 with ``413 Payload Too Large`` before it is read, or as soon as it is seen to be
 too long when its length was not announced.
@@ -26,16 +31,19 @@ too long when its length was not announced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.server
 import itertools
 import json
 import os
+import re
 import socket
 import socketserver
 import tempfile
 import threading
 import time
+import urllib.parse
 from http import HTTPStatus
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
@@ -76,22 +84,47 @@ class ReceiverError(Exception):
         self.message = message
 
 
+#: Characters that become ``_`` in a saved name, besides ``/``, ``\\`` and the
+#: control characters (C0, DEL, C1): the line and paragraph separators and
+#: the bidirectional controls, which make a name read otherwise than it is.
+_UNSAFE_IN_NAMES = frozenset(
+    "\u2028\u2029\u061c\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: An extension longer than this (in bytes of UTF-8) is not kept when a name is cut.
+_MAX_KEPT_EXTENSION = 32
+
+
+def _unsafe_char(ch: str) -> bool:
+    code = ord(ch)
+    return ch in "/\\" or code < 0x20 or 0x7F <= code <= 0x9F or ch in _UNSAFE_IN_NAMES
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+
+
 def safe_filename(filename: str) -> str:
     """A name for ``filename`` that stays inside the directory it is joined to.
 
-    Path separators (``/`` and ``\\``), NUL and other control characters become
-    ``_``, and so do leading dots (no ``..``, no hidden files).  What is left is
-    cut to :data:`MAX_FILENAME_BYTES`; an empty result is ``"upload"``.
+    Path separators (``/`` and ``\\``), control characters (C0, DEL and C1,
+    NUL included), the line and paragraph separators and the bidirectional
+    controls become ``_``, and so do leading dots (no ``..``, no hidden files).
+    What is left is cut to :data:`MAX_FILENAME_BYTES`, keeping its extension;
+    an empty result is ``"upload"``.
     """
-    cleaned = "".join(
-        "_" if ch in "/\\" or ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in filename
-    )
+    cleaned = "".join("_" if _unsafe_char(ch) else ch for ch in filename)
     stripped = cleaned.lstrip(".")
     if len(stripped) != len(cleaned):
         cleaned = "_" + stripped
-    encoded = cleaned.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_FILENAME_BYTES:
-        cleaned = encoded[:MAX_FILENAME_BYTES].decode("utf-8", "ignore")
+    if len(cleaned.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+        stem, ext = os.path.splitext(cleaned)
+        ext_bytes = len(ext.encode("utf-8", "surrogatepass"))
+        if stem and ext_bytes <= _MAX_KEPT_EXTENSION:
+            cleaned = _cut_utf8(stem, MAX_FILENAME_BYTES - ext_bytes) + ext
+        else:
+            cleaned = _cut_utf8(cleaned, MAX_FILENAME_BYTES)
     return cleaned if cleaned.strip(" _") else "upload"
 
 
@@ -102,6 +135,8 @@ class UploadDirectory:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.realpath(path)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
         os.makedirs(self.path, exist_ok=True)
 
     def create_temporary(self) -> Tuple[BinaryIO, str]:
@@ -189,6 +224,78 @@ def _header_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _disposition_params(header: bytes) -> Iterator[Tuple[bytes, bytes]]:
+    """The ``name=value`` parameters of a Content-Disposition, quotes respected.
+
+    A quoted value is given without its quotes and backslash escapes.
+    """
+    pos, end = 0, len(header)
+    first = True
+    while pos < end:
+        # A parameter runs to the next ';' outside a quoted string.
+        start, quoted, escaped = pos, False, False
+        while pos < end:
+            byte = header[pos]
+            if escaped:
+                escaped = False
+            elif quoted and byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # '"'
+                quoted = not quoted
+            elif byte == 0x3B and not quoted:  # ';'
+                break
+            pos += 1
+        item, pos = header[start:pos], pos + 1
+        if first:  # the disposition type
+            first = False
+            continue
+        key, equals, value = item.partition(b"=")
+        if not equals:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[:1] == value[-1:] == b'"':
+            value = re.sub(rb"\\(.)", rb"\1", value[1:-1])
+        yield key.strip().lower(), value
+
+
+_EXTENDED_CHARSETS = {"utf-8": "utf-8", "iso-8859-1": "latin-1", "us-ascii": "ascii"}
+
+
+def _extended_filename(header: bytes) -> Optional[str]:
+    """The ``filename*`` of a Content-Disposition (RFC 5987/8187), decoded; else None.
+
+    ``charset'language'percent-encoded``; UTF-8 and ISO-8859-1 are decoded
+    (bytes that do not decode become U+FFFD), another charset as UTF-8.
+    """
+    for key, value in _disposition_params(header):
+        if key != b"filename*":
+            continue
+        charset, quote1, rest = value.partition(b"'")
+        _, quote2, encoded = rest.partition(b"'")
+        if not (quote1 and quote2):
+            return None
+        codec = _EXTENDED_CHARSETS.get(charset.decode("latin-1").strip().lower(), "utf-8")
+        return urllib.parse.unquote_to_bytes(encoded).decode(codec, "replace")
+    return None
+
+
+def _parser_limits() -> Dict[str, int]:
+    """The part-header limits for python-multipart's parser, when it takes them.
+
+    Recent versions have limits of their own, lower than the receiver's:
+    raised to just above the receiver's, which are checked as the headers'
+    bytes reach the callbacks (a part-header error is answered 431 either way).
+    """
+    import inspect
+
+    parameters = inspect.signature(MultipartParser).parameters
+    wanted = {"max_header_count": MAX_PART_HEADERS + 1, "max_header_size": MAX_PART_HEADER_BYTES + 1}
+    return {key: value for key, value in wanted.items() if key in parameters}
+
+
+_PARSER_LIMITS = _parser_limits()
+
+
 class FormReceiver:
     """Drives python-multipart's streaming parser over one body.
 
@@ -217,12 +324,18 @@ class FormReceiver:
             "on_part_data": self._on_part_data,
             "on_part_end": self._on_part_end,
             "on_end": self._on_end,
-        })
+        }, **_PARSER_LIMITS)
 
     def feed(self, block: bytes) -> None:
         try:
             self._parser.write(block)
         except MultipartParseError as exc:
+            if str(exc).startswith("Maximum header"):  # python-multipart's own part-header limits
+                raise ReceiverError(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    f"a part's headers are too large: {exc} (at most {MAX_PART_HEADERS} headers, "
+                    f"{MAX_PART_HEADER_BYTES} bytes)",
+                ) from None
             raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed multipart body: {exc}") from None
 
     def finish(self) -> List[Dict[str, Any]]:
@@ -290,16 +403,21 @@ class FormReceiver:
         self._header_value.clear()
 
     def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", b"").decode("latin-1"))
+        disposition = self._headers.get("content-disposition", b"")
+        _, options = parse_options_header(disposition.decode("latin-1"))
         name = options.get(b"name")
-        filename = options.get(b"filename")
+        raw_filename = options.get(b"filename")
+        # RFC 6266: filename* (RFC 5987) wins over filename when both are sent.
+        filename = _extended_filename(disposition)
+        if filename is None and raw_filename is not None:
+            filename = _header_text(raw_filename)
         content_type = self._headers.get("content-type")
         file: Optional[BinaryIO] = None
         if filename is not None and self.save_dir is not None:
             file, self._temp_path = self.save_dir.create_temporary()
         self._part = _PartSink(
             None if name is None else _header_text(name),
-            None if filename is None else _header_text(filename),
+            filename,
             None if content_type is None else _header_text(content_type),
             file,
         )
@@ -368,16 +486,9 @@ def _iter_body(rfile: BinaryIO, length: Optional[int], max_size: Optional[int]) 
         return
     received = 0
     while True:
-        line = rfile.readline(1024)
-        if not line.endswith(b"\n"):
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunk size") from None
+        size = _chunk_size(rfile.readline(MAX_CHUNK_LINE + 1))
         if size == 0:
-            while rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailers, ignored
-                pass
+            _skip_trailers(rfile)
             return
         received += size
         if max_size is not None and received > max_size:
@@ -391,8 +502,55 @@ def _iter_body(rfile: BinaryIO, length: Optional[int], max_size: Optional[int]) 
                 raise ReceiverError(HTTPStatus.BAD_REQUEST, "the chunked body ended early")
             size -= len(block)
             yield block
-        if rfile.readline(3).strip():
-            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body")
+        if rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body: no CRLF after a chunk")
+
+
+#: Longest chunk-size line (size and extensions) of a chunked body.
+MAX_CHUNK_LINE = 4096
+#: Most hex digits in a chunk size (16: any 64-bit size).
+MAX_CHUNK_SIZE_DIGITS = 16
+#: Limits on the trailer section after the last chunk.
+MAX_TRAILER_LINES = 64
+MAX_TRAILER_LINE = 8192
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk from its line: ``1*HEXDIG [ BWS ";" ext ] CRLF``.
+
+    Nothing else is taken: no sign, ``0x``, ``_``, spaces around the digits
+    or an empty size (``int(..., 16)`` takes all of those).
+    """
+    if not line.endswith(b"\n"):
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, "malformed chunked body: chunk-size line too long or cut")
+    text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    digits, semicolon, _ = text.partition(b";")
+    if semicolon:
+        digits = digits.rstrip(b" \t")  # whitespace before the extensions (RFC 9112 BWS)
+    if not digits or not set(digits) <= _HEX_DIGITS:
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed chunk size {text[:40]!r}")
+    if len(digits) > MAX_CHUNK_SIZE_DIGITS:
+        raise ReceiverError(HTTPStatus.BAD_REQUEST, f"chunk size of more than {MAX_CHUNK_SIZE_DIGITS} hex digits")
+    return int(digits, 16)
+
+
+def _skip_trailers(rfile: BinaryIO) -> None:
+    """Read the trailer section after the last chunk (its fields are ignored)."""
+    for _ in range(MAX_TRAILER_LINES + 1):
+        line = rfile.readline(MAX_TRAILER_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return
+        if not line.endswith(b"\n"):
+            if not line:
+                raise ReceiverError(HTTPStatus.BAD_REQUEST, "the chunked body ended in its trailers")
+            raise ReceiverError(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a trailer line of the chunked body is too long"
+            )
+    raise ReceiverError(
+        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"more than {MAX_TRAILER_LINES} trailer lines"
+    )
 
 
 class UploadHandler(http.server.BaseHTTPRequestHandler):
@@ -416,6 +574,11 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             self._refuse(ReceiverError(
                 HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot save the upload: {exc.strerror or exc}"
             ))
+        except Exception as exc:  # a bug: still answered, as JSON
+            self.log_error("error while receiving: %r", exc)
+            self._refuse(ReceiverError(
+                HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}"
+            ))
         else:
             self._send_json(HTTPStatus.OK, answer)
 
@@ -427,6 +590,44 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             "usage": "POST or PUT a body here: the answer gives each multipart field's "
                      "name, filename, content type, size and sha256",
         })
+
+    do_HEAD = do_GET
+
+    #: The methods answered; other known ones get 405, unknown ones 501.
+    ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH"
+
+    def _method_not_allowed(self) -> None:
+        self._answer_and_close(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            {"error": f"method {self.command} is not allowed; use {self.ALLOWED_METHODS}"},
+            {"Allow": self.ALLOWED_METHODS},
+        )
+
+    do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Answer an error of :mod:`http.server` (a malformed request line, a
+        header too large, an unknown method) as JSON, as every other answer."""
+        try:
+            short, long = self.responses[code]
+        except KeyError:
+            short, long = "error", ""
+        message = message or short
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        # http.server takes a request line it cannot parse for HTTP/0.9 and
+        # would answer without a head: answer with one, so the error is seen.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        answer = {"error": message}
+        if (explain or long) and (explain or long) != message:
+            answer["detail"] = explain or long
+        if code < 200 or code in (HTTPStatus.NO_CONTENT, HTTPStatus.RESET_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.send_response(code, message)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
+        self._answer_and_close(code, answer)
 
     def handle_expect_100(self) -> bool:
         """Refuse a body that is too large before the client sends it."""
@@ -466,22 +667,33 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
             raise
         return answer
 
-    def _send_json(self, status: HTTPStatus, answer: Dict[str, Any]) -> None:
+    def _send_json(
+        self, status: int, answer: Dict[str, Any], headers: Optional[Dict[str, str]] = None
+    ) -> None:
         data = (json.dumps(answer, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _refuse(self, error: ReceiverError) -> None:
         """Answer ``error`` and close; the unread body is drained for a moment so
         the client sees the answer rather than a reset connection."""
+        self._answer_and_close(error.status, {"error": error.message})
+
+    def _answer_and_close(
+        self, status: int, answer: Dict[str, Any], headers: Optional[Dict[str, str]] = None
+    ) -> None:
+        """Answer and close, draining what the client still sends for a moment."""
         self.close_connection = True
         try:
-            self._send_json(error.status, {"error": error.message})
+            self._send_json(status, answer, headers)
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
             self.connection.settimeout(0.25)

@@ -28,11 +28,18 @@ What the connections send:
 
 A file or iterable body needs a ``Content-Length`` header (``ValueError``
 otherwise, as in poster 0.8.1): poster never falls back to chunked encoding.
+A file body is held to it: a file with fewer or more bytes from its position
+raises :class:`poster.encode.ContentSizeError` before the request is complete.
 
 ``Expect: 100-continue`` is honoured when the request carries it: the body is
 sent after ``100 Continue``, or after ``continue_timeout`` seconds without an
 answer; a final status that comes first is returned and no byte of the body
-is sent.
+is sent.  The wait has one deadline, the connection's timeout, however slowly
+the server trickles its answer.  Other interim responses (``103 Early
+Hints``) are skipped, there and before the final response.
+
+A 307/308 redirect from ``https`` to ``http`` of a request with a body is not
+followed (:class:`InsecureRedirectError`): the body would go out in clear text.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ __all__ = [
     "StreamingHTTPHandler",
     "StreamingHTTPSHandler",
     "StreamingHTTPRedirectHandler",
+    "InsecureRedirectError",
     "get_handlers",
     "register_openers",
     "DEFAULT_CONTINUE_TIMEOUT",
@@ -73,6 +81,8 @@ _COPY_BUFFER_SIZE = 256 * 1024
 # Bounds on the interim response read while waiting for 100 Continue.
 _MAX_LINE = 65536
 _MAX_HEADER_LINES = 100
+# Interim (1xx) responses skipped before the final one, at most.
+_MAX_INTERIM_RESPONSES = 32
 
 
 def _is_buffer(data: Any) -> bool:
@@ -97,18 +107,25 @@ class _StreamingConnectionMixin:
     continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT
     use_sendfile: bool = True
     _expect_continue: bool = False
+    _content_length: Optional[int] = None
     _early_status_line: Optional[bytes] = None
     timeout: Any
 
     def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
         self._expect_continue = False
+        self._content_length = None
         super().putrequest(method, url, *args, **kwargs)  # type: ignore[misc]
 
     def putheader(self, header: Any, *values: Any) -> None:
-        if _text(header).strip().lower() == "expect" and any(
+        name = _text(header).strip().lower()
+        if name == "expect" and any(
             _text(value).strip().lower() == "100-continue" for value in values
         ):
             self._expect_continue = True
+        elif name == "content-length" and len(values) == 1:
+            text = _text(values[0]).strip()
+            if text.isascii() and text.isdigit():
+                self._content_length = int(text)
         super().putheader(header, *values)  # type: ignore[misc]
 
     def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
@@ -124,7 +141,7 @@ class _StreamingConnectionMixin:
         super().endheaders()  # type: ignore[misc]
         if expect and not self._await_continue():
             return
-        self.send(message_body)
+        self._send_body(message_body, self._content_length)
 
     def send(self, data: Any) -> None:
         """Send ``data``: ``bytes``, a poster body, a binary file or an iterable of bytes.
@@ -132,6 +149,16 @@ class _StreamingConnectionMixin:
         A poster body is rewound and sent whole; a file from its position to
         its end.  On any error the connection is closed before the error
         propagates, since the server got part of a request.
+        """
+        self._send_body(data, None)
+
+    def _send_body(self, data: Any, length: Optional[int]) -> None:
+        """:meth:`send`; a file body given with the head is held to ``length``.
+
+        ``length`` is the request's ``Content-Length`` when ``data`` is the
+        whole body: a file that holds fewer or more bytes from its position
+        raises :class:`poster.encode.ContentSizeError` before the request is
+        complete (the server never gets a body of another length).
         """
         if self.sock is None:
             if self.auto_open:
@@ -147,7 +174,7 @@ class _StreamingConnectionMixin:
             elif hasattr(data, "read"):
                 if self.debuglevel > 0:
                     print("send: a file object")
-                self._send_file(data)
+                self._send_file(data, length)
             elif _is_buffer(data):
                 if self.debuglevel > 0:
                     print("send:", repr(data))
@@ -161,13 +188,15 @@ class _StreamingConnectionMixin:
             self.close()  # type: ignore[attr-defined]
             raise
 
-    def _send_file(self, fileobj: Any) -> None:
+    def _send_file(self, fileobj: Any, length: Optional[int] = None) -> None:
         source = None
         if self.use_sendfile and _send.is_plain_socket(self.sock):
             source = readable_regular_descriptor(fileobj)
         if source is not None:
             offset = fileobj.tell()
             count = max(0, os.fstat(source).st_size - offset)
+            if length is not None:
+                _check_file_length(count, length)
             if not _send.sendfile_all(self.sock, source, offset, count):
                 raise ContentSizeError(
                     "the file body was cut short while it was sent; the request is incomplete"
@@ -176,47 +205,101 @@ class _StreamingConnectionMixin:
             return
         buffer = _send.read_buffer(_COPY_BUFFER_SIZE)
         view = memoryview(buffer)
+        if length is None:
+            while True:
+                got = _backend.impl.readinto_exact(fileobj, buffer)
+                if got:
+                    self.sock.sendall(view[:got])
+                if got < len(buffer):
+                    return
+        # Read one byte past what is still due, so that a file longer than
+        # announced is seen before its last announced byte is sent.
+        remaining = length
         while True:
-            got = _backend.impl.readinto_exact(fileobj, buffer)
+            want = min(len(buffer), remaining + 1)
+            got = _backend.impl.readinto_exact(fileobj, view[:want])
+            if got > remaining:
+                raise ContentSizeError(
+                    f"the file body holds more than its Content-Length of {length} bytes; "
+                    "the request was not completed"
+                )
+            if got < want and got < remaining:
+                raise ContentSizeError(
+                    f"the file body ended after {length - remaining + got} of its "
+                    f"Content-Length of {length} bytes; the request was not completed"
+                )
             if got:
                 self.sock.sendall(view[:got])
-            if got < len(buffer):
+            remaining -= got
+            if got < want:
                 return
 
     def _await_continue(self) -> bool:
         """Wait for the answer to ``Expect: 100-continue``; True to send the body.
 
-        ``100 Continue`` is read and dropped.  No answer within
+        ``100 Continue`` is read and dropped, and so are other interim (1xx)
+        responses such as ``103 Early Hints``.  No ``100`` within
         ``continue_timeout`` seconds: send the body anyway.  A final status
         first: it is left for :meth:`getresponse` and the body is not sent.
+
+        The whole wait has one deadline, the connection's timeout: a server
+        that trickles its interim responses cannot hold the request longer
+        (``TimeoutError``, and the connection is closed).
         """
-        sock = self.sock
         if self.continue_timeout <= 0:
             return True
+        sock = self.sock
         previous = sock.gettimeout()
-        sock.settimeout(self.continue_timeout)
+        started = time.monotonic()
+        silence_until = started + self.continue_timeout
+        deadline = None if previous is None else started + previous
         try:
-            first = sock.recv(1)
-        except TimeoutError:
-            sock.settimeout(previous)
-            return True
-        # The server has begun to answer: the rest of its head must come
-        # within the connection's timeout, or the wait for 100 if it has none.
-        sock.settimeout(self.continue_timeout if previous is None else previous)
-        try:
-            status_line = first + _read_line(sock, first)
-            parts = status_line.split(None, 2)
-            if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"100":
+            for _ in range(_MAX_INTERIM_RESPONSES):
+                # Silence until continue_timeout (or the deadline): send the body.
+                wait = silence_until - time.monotonic()
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return True
+                sock.settimeout(wait)
+                try:
+                    first = sock.recv(1)
+                except TimeoutError:
+                    return True
+                # The server has begun a response: its head must come within
+                # the deadline (or, without a connection timeout, each byte
+                # within continue_timeout).
+                status_line = first + _read_line(sock, first, deadline, self.continue_timeout)
+                parts = status_line.split(None, 2)
+                code = parts[1] if len(parts) >= 2 and parts[0].startswith(b"HTTP/") else b""
+                if not (len(code) == 3 and code.startswith(b"1") and code.isdigit()) or code == b"101":
+                    # The final response (or the server closed, or garbage):
+                    # getresponse reads it, starting with the bytes read here.
+                    self._early_status_line = status_line
+                    return False
                 for _ in range(_MAX_HEADER_LINES):
-                    if _read_line(sock) in (b"\r\n", b"\n", b""):
-                        return True
-                raise http.client.HTTPException("100 Continue with too many header lines")
+                    line = _read_line(sock, b"", deadline, self.continue_timeout)
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    if not line:
+                        raise http.client.RemoteDisconnected(
+                            "the server closed the connection in an interim response"
+                        )
+                else:
+                    raise http.client.HTTPException(
+                        f"interim response {code.decode()} with too many header lines"
+                    )
+                if code == b"100":
+                    return True
+            raise http.client.HTTPException(
+                f"more than {_MAX_INTERIM_RESPONSES} interim responses before the final one"
+            )
+        except BaseException:
+            self.close()  # type: ignore[attr-defined]
+            raise
         finally:
-            sock.settimeout(previous)
-        # The final response (or the server closed): getresponse reads it,
-        # starting with the bytes read here.
-        self._early_status_line = status_line
-        return False
+            if self.sock is not None:
+                sock.settimeout(previous)
 
     def getresponse(self) -> http.client.HTTPResponse:
         """The response; its head must arrive within the connection's timeout."""
@@ -232,22 +315,46 @@ class _StreamingConnectionMixin:
             self.__dict__.pop("response_class", None)
 
 
+def _check_file_length(available: int, length: int) -> None:
+    """Refuse, before sending, a file body whose size is not its Content-Length."""
+    if available != length:
+        more = "more" if available > length else "fewer"
+        raise ContentSizeError(
+            f"the file body holds {available} bytes from its position, {more} than its "
+            f"Content-Length of {length}; nothing of it was sent"
+        )
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("latin-1")
     return str(value)
 
 
-def _read_line(sock: Any, started: bytes = b"") -> bytes:
+def _read_line(
+    sock: Any,
+    started: bytes = b"",
+    deadline: Optional[float] = None,
+    byte_timeout: Optional[float] = None,
+) -> bytes:
     """Read from ``sock`` up to and including a LF, one byte at a time.
 
     Byte by byte so that nothing after the line is taken from the socket.
-    ``started`` is what was already read of the line.
+    ``started`` is what was already read of the line.  With ``deadline``
+    (a :func:`time.monotonic` moment) the line must be complete by then
+    (``TimeoutError``); without, each byte must come within ``byte_timeout``.
     """
     if started.endswith(b"\n"):
         return b""
     line = bytearray()
     while len(line) < _MAX_LINE:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out waiting for the interim response")
+            sock.settimeout(remaining)
+        elif byte_timeout is not None:
+            sock.settimeout(byte_timeout)
         byte = sock.recv(1)
         if not byte:
             break
@@ -336,6 +443,24 @@ class _StreamingResponse(http.client.HTTPResponse):
         deadline = None if head_timeout is None else time.monotonic() + head_timeout
         super().__init__(_ResponseSocket(sock, prefix, deadline), *args, **kwargs)  # type: ignore[arg-type]
         self._early = early
+
+    def _read_status(self) -> Tuple[str, int, str]:
+        """The status line of the final response (or of ``100``, which ``begin`` skips).
+
+        Other interim responses (``102 Processing``, ``103 Early Hints``) are
+        read and dropped here: ``http.client`` would take them for the final
+        response.  ``101 Switching Protocols`` is final for this request.
+        """
+        for _ in range(_MAX_INTERIM_RESPONSES):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            skipped = http.client.parse_headers(self.fp)
+            if self.debuglevel > 0:
+                print(f"interim response {status}, skipped; headers:", list(skipped.items()))
+        raise http.client.HTTPException(
+            f"more than {_MAX_INTERIM_RESPONSES} interim responses before the final one"
+        )
 
     def begin(self) -> None:
         super().begin()
@@ -523,6 +648,14 @@ def _origin(url: str) -> Tuple[str, str, Optional[int]]:
     return scheme, (parts.hostname or "").lower(), port
 
 
+class InsecureRedirectError(urllib.error.HTTPError):
+    """A 307/308 redirect from ``https`` to ``http`` of a request with a body.
+
+    Following it would send the body again in clear text, so it is refused:
+    the error names the downgrade and carries the redirect response.
+    """
+
+
 _CONTENT_HEADERS = ("content-length", "content-type")
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
@@ -537,6 +670,9 @@ class StreamingHTTPRedirectHandler(urllib.request.HTTPRedirectHandler):
       cannot be rewound (a one-shot iterator, a file that cannot seek).
     * A redirect to another origin (scheme, host or port) drops the
       ``Authorization``, ``Proxy-Authorization`` and ``Cookie`` headers.
+    * A 307/308 from ``https`` to ``http`` of a request with a body is not
+      followed (:class:`InsecureRedirectError`): the body would go out in
+      clear text.
     """
 
     handler_order = 499
@@ -562,6 +698,20 @@ class StreamingHTTPRedirectHandler(urllib.request.HTTPRedirectHandler):
         if same_request:
             data = req.data
             new_method = method
+            if (
+                data is not None
+                and _origin(req.full_url)[0] == "https"
+                and _origin(newurl)[0] != "https"
+            ):
+                raise InsecureRedirectError(
+                    req.full_url,
+                    code,
+                    f"{msg} (not followed: a {code} redirect from https to "
+                    f"{_origin(newurl)[0]} would send the request body unencrypted, "
+                    f"to {newurl})",
+                    headers,
+                    fp,
+                )
             state = getattr(req, "_poster_body", None)
             if state is not None:
                 try:

@@ -187,7 +187,7 @@ def test_upload_to_serve(receiver: ServeProcess, files: Dict[str, Path], cli_env
 
 def test_upload_method_boundary_and_style(receiver: ServeProcess, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
     result = run_poster(
-        "upload", receiver.url, "-X", "PUT", "--boundary", "my-boundary", "--style", "html5",
+        "upload", receiver.url, "-X", "PUT", "--boundary", "my-boundary",
         "-F", f"f=@{files['notes']};filename=résumé \"1\".txt",
         env=cli_env, cwd=tmp_path,
     )
@@ -195,10 +195,10 @@ def test_upload_method_boundary_and_style(receiver: ServeProcess, files: Dict[st
     answer = json.loads(result.stdout)
     assert answer["method"] == "PUT"
     assert answer["headers"]["Content-Type"] == "multipart/form-data; boundary=my-boundary"
-    assert answer["fields"][0]["filename"] == "résumé %221%22.txt"  # UTF-8 as browsers send it
+    assert answer["fields"][0]["filename"] == "résumé %221%22.txt"  # html5 by default: UTF-8, as browsers send it
 
-    result = run_poster("upload", receiver.url, "-F", "f=@" + str(files["notes"]) + ";filename=résumé.txt",
-                        env=cli_env, cwd=tmp_path)
+    result = run_poster("upload", receiver.url, "--style", "poster",
+                        "-F", "f=@" + str(files["notes"]) + ";filename=résumé.txt", env=cli_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["fields"][0]["filename"] == "r&#233;sum&#233;.txt"  # poster 0.8.1's way
 

@@ -2,6 +2,13 @@
 
 Without a C compiler (or Cython) the build still succeeds, pure Python, with
 a warning.  POSTER_REQUIRE_EXTENSIONS=1 turns that warning into a failure.
+POSTER_NO_EXTENSIONS=1 builds pure Python on purpose: no extension, and a
+wheel tagged py3-none-any.
+
+pip shows a build's output only when the build fails or with ``pip install
+-v``, so pip hides the fallback's warning (``python -m build`` shows it);
+after the install ``poster --version`` and ``poster.BACKEND`` say which
+backend is in use.
 """
 
 import os
@@ -12,10 +19,11 @@ from setuptools.command.build_ext import build_ext
 
 PYX = os.path.join("src", "_fastencode.pyx")
 REQUIRE = os.environ.get("POSTER_REQUIRE_EXTENSIONS", "") not in ("", "0")
+NO_EXTENSIONS = os.environ.get("POSTER_NO_EXTENSIONS", "") not in ("", "0")
 
 
 def warn(message):
-    print(f"WARNING: {message}; poster will use its pure-Python backend", file=sys.stderr)
+    print(f"WARNING: {message}; poster will use its pure-Python backend", file=sys.stderr, flush=True)
 
 
 def fail_or_warn(message):
@@ -41,6 +49,11 @@ class OptionalBuildExt(build_ext):
 
 
 def extensions():
+    if NO_EXTENSIONS:
+        if REQUIRE:
+            sys.exit("error: POSTER_NO_EXTENSIONS=1 and POSTER_REQUIRE_EXTENSIONS=1 contradict each other")
+        print("poster: POSTER_NO_EXTENSIONS=1: building pure Python", file=sys.stderr)
+        return []
     if not os.path.exists(PYX):
         fail_or_warn(f"{PYX} is missing")
         return []
@@ -67,4 +80,9 @@ def extensions():
         return []
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+EXT_MODULES = extensions()
+# No ext_modules: the distribution has none, so its wheel is py3-none-any.
+setup(
+    ext_modules=EXT_MODULES,
+    cmdclass={"build_ext": OptionalBuildExt} if EXT_MODULES else {},
+)

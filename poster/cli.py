@@ -953,13 +953,15 @@ def _request_headers(
 ) -> List[Tuple[str, str]]:
     """The headers of one request to ``target``: curl's defaults and the user's
     (``-u``, ``-A``, ``-e``, ``-b``, ``-H``).  Credentials and cookies go only
-    to the origin of the first URL, unless ``target`` carries its own."""
+    to the origin of the first URL, unless ``target`` carries its own.
+    ``-u`` comes before the URL's credentials, as in curl."""
     same_origin = target.origin == first.origin
     headers: List[Tuple[str, str]] = []
-    if args.user is not None and same_origin:
-        headers.append(("Authorization", _basic(args.user_credentials)))
-    elif target.credentials is not None:
-        headers.append(("Authorization", _basic(target.credentials)))
+    credentials = target.credentials
+    if same_origin:
+        credentials = args.user_credentials or credentials or first.credentials
+    if credentials is not None:
+        headers.append(("Authorization", _basic(credentials)))
     headers.append(("User-Agent", _header_text(args.user_agent) if args.user_agent is not None
                     else f"poster/{poster.__version__}"))
     if args.referer is not None:

@@ -320,6 +320,14 @@ def test_max_redirs(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -
     assert fields_of(ours) == fields_of(curl)
 
 
+def test_url_credentials_kept_on_the_same_origin(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    host = echo_server.url.split("//", 1)[1]
+    url = f"http://me:pw@{host}/redirect/307?to=/landed"
+    curl, ours = run_both(url, "-L", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert headers_of(ours)["Authorization"] == headers_of(curl)["Authorization"] == "Basic bWU6cHc="
+    assert json.loads(ours.stdout)["path"] == json.loads(curl.stdout)["path"] == "/landed"
+
+
 def test_credentials_not_sent_to_another_origin(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
     with serve() as other:
         url = f"{echo_server.url}/redirect/307?to={other.url}/there"

@@ -2,28 +2,44 @@
 
 ``python -m poster`` and the ``poster`` script run :func:`main`.  Each command
 flows one way: parse the arguments, build the params, send, report.  What a
-user can fix ends the program with one line on stderr, ``poster: error: ...``,
-and an exit status:
+user can fix ends the program with one line on stderr, ``poster: error: ...``
+(``upload -s`` keeps it quiet unless ``-S`` is given too), and an exit status:
 
 ===  ==========================================================================
- 0   done (``upload``: the server answered 2xx or 3xx)
- 1   the server answered with an HTTP status of 400 or more; ``demo``: the
-     receiver got other bytes than were sent
- 2   bad arguments, a missing or unreadable file
+ 0   done; ``upload``: the server answered 2xx, or 3xx that was not followed
+     (without ``-L``, or a 3xx that is no redirect, such as 304)
+ 1   ``upload``: the server answered with an HTTP status of 400 or more
+     (without ``--fail``); ``demo``: the receiver got other bytes than were
+     sent
+ 2   bad arguments (a malformed URL among them), a missing or unreadable file
  3   no connection: refused, unreachable host, timeout, connection dropped
  4   TLS: the server's certificate is not trusted, or the handshake failed
  5   the body could not be sent as announced (a file changed while it was
      sent, or the boundary occurs in the content)
+ 7   ``upload -L``: a redirect that is not followed: a 301, 302 or 303 (it
+     would turn the upload into a GET without its body), more than
+     ``--max-redirs`` redirects, or a ``Location`` that is no http(s) URL
+ 22  ``upload --fail``: the server answered with an HTTP status of 400 or
+     more (curl's status for it)
 ===  ==========================================================================
+
+Without ``--fail`` an HTTP status of 400 or more is exit 1 with the answer's
+body on stdout, where curl would exit 0: a failed upload never looks like a
+success to a script.  ``--fail`` gives curl's 22 and no body,
+``--fail-with-body`` 22 and the body.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import functools
+import getpass
 import hashlib
 import http.client
 import io
+import ipaddress
 import json
 import mimetypes
 import os
@@ -38,8 +54,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field as dataclass_field
+from typing import IO, Any, BinaryIO, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import poster
 from poster.encode import (
@@ -56,11 +72,17 @@ __all__ = [
     "EXIT_CONNECTION",
     "EXIT_TLS",
     "EXIT_BODY",
+    "EXIT_REDIRECT",
+    "EXIT_FAIL",
+    "INSTALL_HINT",
     "CommandError",
     "FormField",
+    "Target",
     "parse_form_field",
     "parse_header",
     "parse_size",
+    "parse_url",
+    "parse_write_out",
     "build_params",
     "send",
     "main",
@@ -72,30 +94,53 @@ EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 EXIT_TLS = 4
 EXIT_BODY = 5
+EXIT_REDIRECT = 7
+EXIT_FAIL = 22
+
+#: How to install the command line's extras (the distribution is ``poster-py3``;
+#: the import name stays ``poster``).
+INSTALL_HINT = "pip install 'poster-py3[cli]' (in a clone: pip install '.[cli]')"
 
 #: ``poster demo``'s file size when ``--size`` is not given.
 DEMO_SIZE = 256 * 1024 * 1024
 #: Seconds any one socket operation may take before ``upload`` gives up.
 DEFAULT_TIMEOUT = 120.0
+#: A connection dropped before the answer hints that the server may refuse
+#: bodies this large, from this size on.
+LARGE_BODY = 1024 * 1024
+#: ``--max-redirs`` when not given (curl's default).
+DEFAULT_MAX_REDIRS = 50
+#: Answers that ``--retry`` retries (curl's list).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The longest wait between two tries, in seconds (curl's).
+MAX_RETRY_DELAY = 600.0
+#: The answers ``-L`` follows, when they carry a ``Location``.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers poster writes itself, from the form.
 _OWN_HEADERS = {"content-type", "content-length", "transfer-encoding"}
+#: Headers not sent to another origin after a redirect.
+_CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 class CommandError(Exception):
-    """Something the user can fix: one line on stderr and an exit status."""
+    """Something the user can fix: one line on stderr and an exit status.
 
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+    ``retryable`` marks a transient failure that ``--retry`` tries again.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, retryable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        self.retryable = retryable
 
 
 # -- parsing the arguments -----------------------------------------------------
 
 @dataclass(frozen=True)
 class FormField:
-    """One ``-F`` argument, parsed.
+    """One ``-F`` (or ``--form-string``) argument, parsed.
 
     ``source`` is ``"text"`` (``name=value``), ``"file"`` (``name=@path``: a
     file upload) or ``"file-content"`` (``name=<path``: a text field holding
@@ -141,13 +186,58 @@ def _read_word(text: str, pos: int, stops: str) -> Tuple[str, int]:
     return text[pos:end].rstrip(" \t"), end
 
 
+_ATTRIBUTE = re.compile(r";[ \t]*([A-Za-z]+)[ \t]*=", re.ASCII)
+_KNOWN_ATTRIBUTES = ("type", "filename")
+_MEDIA_TYPE = re.compile(r"[^/\s;,\"]+/[^/\s;,\"]+\Z")
+_MEDIA_PARAMETER = re.compile(
+    r"[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+=(?:\"(?:[^\"\\]|\\.)*\"|[^;\"\s]*)[ \t]*\Z"
+)
+
+
+def _read_type(text: str, pos: int, stops: str) -> Tuple[str, int]:
+    """The value of ``type=``: a media type with its parameters, as curl reads it.
+
+    ``type=text/plain;charset=utf-8`` keeps ``;charset=utf-8``: the value runs
+    up to a ``;`` that starts another attribute (``filename=``, ``type=``,
+    ``headers=``, ...) or to the end.  A quoted value is taken as it is.
+    """
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    if text.startswith('"', pos):
+        return _read_word(text, pos, stops)
+    end = pos
+    while end < len(text):
+        ch = text[end]
+        if ch == "," and "," in stops:
+            break
+        if ch == ";":
+            match = _ATTRIBUTE.match(text, end)
+            if match and match.group(1).lower() in _KNOWN_ATTRIBUTES + ("headers", "encoder"):
+                break
+        end += 1
+    return text[pos:end].strip(" \t"), end
+
+
+def _check_media_type(spec: str, filetype: str) -> None:
+    major_minor, semicolon, parameters = filetype.partition(";")
+    ok = _MEDIA_TYPE.match(major_minor.rstrip(" \t")) is not None
+    if semicolon:
+        ok = ok and all(_MEDIA_PARAMETER.match(part) for part in parameters.split(";"))
+    if not ok:
+        raise CommandError(
+            f"-F {spec!r}: type={filetype!r} is not a media type like text/plain "
+            "or text/plain;charset=utf-8"
+        )
+
+
 def parse_form_field(spec: str) -> FormField:
     """Parse one ``-F`` argument, in curl's syntax.
 
     ``name=value``, ``name=@path`` (upload a file), ``name=<path`` (a text field
     with the file's content), each optionally followed by ``;type=major/minor``
-    and ``;filename=name``.  A value holding ``;`` (or a path holding ``;`` or
-    ``,``) is written in double quotes: ``name="a;b"``.
+    (parameters kept: ``;type=text/plain;charset=utf-8``) and ``;filename=name``.
+    A value holding ``;`` (or a path holding ``;`` or ``,``) is written in
+    double quotes: ``name="a;b"``.
     """
     name, sep, rest = spec.partition("=")
     if not sep:
@@ -167,19 +257,25 @@ def parse_form_field(spec: str) -> FormField:
                 raise CommandError("one file per -F; repeat -F name=@file for each file")
             key, eq, _ = rest[pos + 1:].lstrip(" \t").partition("=")
             key = key.strip().lower()
-            if not eq or key not in ("type", "filename"):
+            if key == "headers" and eq:
+                raise CommandError("headers= is not supported yet; -H sets request headers")
+            if not eq or key not in _KNOWN_ATTRIBUTES:
                 raise CommandError(
                     f"unknown attribute {rest[pos + 1:].strip()!r} (known: type=, filename=); "
                     'quote a value that holds ";": name="a;b"'
                 )
             if key in attributes:
                 raise CommandError(f"{key}= given twice")
-            attributes[key], pos = _read_word(rest, rest.index("=", pos) + 1, stops)
+            start = rest.index("=", pos) + 1
+            if key == "type":
+                attributes[key], pos = _read_type(rest, start, stops)
+            else:
+                attributes[key], pos = _read_word(rest, start, stops)
     except CommandError as exc:
         raise CommandError(f"-F {spec!r}: {exc.message}") from None
     filetype = attributes.get("type")
-    if filetype is not None and not re.fullmatch(r"[^/\s;,]+/[^/\s;,]+", filetype):
-        raise CommandError(f"-F {spec!r}: type={filetype!r} is not a media type like text/plain")
+    if filetype is not None:
+        _check_media_type(spec, filetype)
     if source != "text" and not data:
         raise CommandError(f"-F {spec!r}: no file name after {'@' if source == 'file' else '<'}")
     if source == "file-content" and "filename" in attributes:
@@ -187,9 +283,42 @@ def parse_form_field(spec: str) -> FormField:
     return FormField(spec, name, source, data, attributes.get("filename"), filetype)
 
 
-def parse_header(text: str) -> Tuple[str, str]:
-    """``-H 'Name: value'`` as a pair; the headers poster writes itself are refused."""
-    name, sep, value = text.partition(":")
+def parse_form_string(spec: str) -> FormField:
+    """``--form-string name=value``: the value as it is (``@``, ``<`` and
+    ``;type=`` mean nothing)."""
+    name, sep, value = spec.partition("=")
+    if not sep:
+        raise CommandError(f"--form-string {spec!r}: expected name=value")
+    if not name:
+        raise CommandError(f"--form-string {spec!r}: the field name before '=' is empty")
+    return FormField(spec, name, "text", value)
+
+
+def _header_text(value: str) -> str:
+    """``value`` as http.client sends it: its bytes (UTF-8 as typed) one
+    character each, so that a non-ASCII value goes out as the user typed it."""
+    return os.fsencode(value).decode("latin-1")
+
+
+def _shown(value: str) -> str:
+    """A header value made by :func:`_header_text`, for the terminal again."""
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+def parse_header(text: str) -> Tuple[str, Optional[str]]:
+    """``-H 'Name: value'`` as a pair; the headers poster writes itself are refused.
+
+    As curl: ``-H 'Name:'`` (no value) leaves out a header poster would send
+    (``User-Agent``, ``Accept``): the pair's value is ``None``; ``-H 'Name;'``
+    sends the header with an empty value.
+    """
+    stripped = text.strip()
+    if stripped.endswith(";") and ":" not in stripped:
+        name, sep, value = stripped[:-1], ":", ""
+        remove = False
+    else:
+        name, sep, value = text.partition(":")
+        remove = not value.strip()
     name, value = name.strip(), value.strip()
     if not sep or not _TOKEN.match(name):
         raise CommandError(f"-H {text!r}: expected 'Name: value'")
@@ -200,7 +329,21 @@ def parse_header(text: str) -> Tuple[str, str]:
             f"-H {text!r}: poster sets {name} from the form itself"
             + ("; use --boundary to choose the boundary" if name.lower() == "content-type" else "")
         )
-    return name, value
+    if remove and name.lower() == "host":
+        raise CommandError(f"-H {text!r}: the Host header cannot be left out")
+    return name, None if remove else _header_text(value)
+
+
+def _read_header_file(path: str) -> List[str]:
+    """``-H @file``: one header a line; empty lines are skipped."""
+    try:
+        with open(path, "rb") as file:
+            lines = file.read().decode("utf-8", "surrogateescape").splitlines()
+    except FileNotFoundError:
+        raise CommandError(f"-H @{path}: file not found") from None
+    except OSError as exc:
+        raise CommandError(f"-H @{path}: cannot read it ({exc.strerror or exc})") from None
+    return [line for line in lines if line.strip()]
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
@@ -215,14 +358,109 @@ def parse_size(text: str) -> int:
     return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
 
 
-def _check_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+# -- URLs ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """A URL as poster sends it.
+
+    ``url`` has no credentials and no fragment, its path and query
+    percent-encoded (UTF-8); ``credentials`` are the URL's ``user:password``,
+    percent-decoded, as bytes (``None`` when it has none).
+    """
+
+    url: str
+    credentials: Optional[bytes]
+    origin: Tuple[str, str, int]
+
+
+_REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+\Z")
+_PATH_SAFE = "/:@!$&'()*+,;=%~"
+_QUERY_SAFE = _PATH_SAFE + "?[]"
+
+
+def parse_url(url: str) -> Target:
+    """Check and normalize an ``upload`` URL; a malformed one is a CommandError (exit 2).
+
+    Credentials (``http://user:password@host/``) are taken out of it, the
+    fragment is dropped, a non-ASCII (or blank) character of the path or the
+    query is percent-encoded as UTF-8, a non-ASCII host name goes through IDNA.
+    """
+    def invalid(why: str) -> CommandError:
+        return CommandError(f"invalid URL {url!r}: {why}")
+
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise invalid("it holds a control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
         raise CommandError(f"URL {url!r} must start with http:// or https:// and name a host")
-    return url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):
+        host, bracket, port_text = hostport[1:].partition("]")
+        address = host.split("%", 1)[0]
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            raise invalid(f"[{host}] is not an IPv6 address") from None
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise invalid("expected [IPv6 address] or [IPv6 address]:port")
+        shown_host = f"[{host}]"
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+        if not host:
+            raise invalid("no host name")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise invalid(f"{host!r} is not a valid host name") from None
+        if not _REG_NAME.match(host):
+            raise invalid(f"{host!r} is not a valid host name")
+        shown_host = host
+    default_port = 443 if scheme == "https" else 80
+    if port_text:
+        if not port_text.isdigit() or not port_text.isascii() or not 0 < int(port_text) <= 65535:
+            raise invalid(f"port {port_text!r} is not a number from 1 to 65535")
+        port = int(port_text)
+        netloc = f"{shown_host}:{port}"
+    else:
+        port = default_port
+        netloc = shown_host
+    path = urllib.parse.quote(parts.path, safe=_PATH_SAFE) or "/"
+    query = urllib.parse.quote(parts.query, safe=_QUERY_SAFE)
+    normalized = f"{scheme}://{netloc}{path}" + (f"?{query}" if query or url.endswith("?") else "")
+    credentials = None
+    if at:
+        user, _, password = userinfo.partition(":")
+        credentials = urllib.parse.unquote_to_bytes(user) + b":" + urllib.parse.unquote_to_bytes(password)
+    return Target(normalized, credentials, (scheme, host.lower(), port))
 
 
-def _ssl_context(cacert: Optional[str]) -> ssl.SSLContext:
+def _basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+
+def _user_credentials(text: str) -> bytes:
+    """``-u user:password`` as bytes; ``-u user`` asks for the password on the terminal."""
+    raw = os.fsencode(text)
+    if b":" in raw:
+        return raw
+    if not sys.stdin.isatty():
+        raise CommandError(f"-u {text!r}: give the password too, -u user:password")
+    return raw + b":" + os.fsencode(getpass.getpass(f"Enter host password for user '{text}': "))
+
+
+def _ssl_context(cacert: Optional[str], insecure: bool = False) -> ssl.SSLContext:
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
     if cacert is None:
         return ssl.create_default_context()
     if not os.path.isfile(cacert):
@@ -233,26 +471,149 @@ def _ssl_context(cacert: Optional[str]) -> ssl.SSLContext:
         raise CommandError(f"--cacert {cacert!r} holds no usable PEM certificate ({exc})") from None
 
 
+# -- --write-out -----------------------------------------------------------------
+
+#: The ``-w`` variables poster knows.
+WRITE_OUT_VARIABLES = (
+    "content_type", "errormsg", "exitcode", "http_code", "http_version", "method",
+    "num_redirects", "redirect_url", "response_code", "size_download", "size_upload",
+    "speed_download", "speed_upload", "stderr", "stdout", "time_total", "url_effective",
+)
+_WRITE_OUT_TOKEN = re.compile(r"%\{([^}]*)\}|%header\{([^}]*)\}|%%|\\[nrt\\]|[%\\]|[^%\\]+")
+
+
+def parse_write_out(text: str) -> List[Tuple[str, str]]:
+    """``-w FORMAT`` (``-w @file`` reads it from a file) as a list of
+    ``(kind, value)``: ``("text", ...)``, ``("var", name)``, ``("header", name)``.
+
+    An unknown ``%{variable}`` is refused before anything is sent.
+    """
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8", errors="surrogateescape") as file:
+                text = file.read()
+        except OSError as exc:
+            raise CommandError(f"-w {text}: cannot read it ({exc.strerror or exc})") from None
+    tokens: List[Tuple[str, str]] = []
+    escapes = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\\\": "\\", "%%": "%"}
+    for match in _WRITE_OUT_TOKEN.finditer(text):
+        variable, header, whole = match.group(1), match.group(2), match.group(0)
+        if variable is not None:
+            if variable not in WRITE_OUT_VARIABLES:
+                raise CommandError(
+                    f"-w: unknown variable %{{{variable}}} (known: "
+                    + ", ".join(WRITE_OUT_VARIABLES) + ", and %header{name})"
+                )
+            tokens.append(("var", variable))
+        elif header is not None:
+            tokens.append(("header", header))
+        else:
+            tokens.append(("text", escapes.get(whole, whole)))
+    return tokens
+
+
+@dataclass
+class Transfer:
+    """What ``-w`` reports about one ``upload``."""
+
+    url: str
+    method: str
+    started: float = dataclass_field(default_factory=time.monotonic)
+    finished: Optional[float] = None
+    status: int = 0
+    version: str = ""
+    headers: Any = None
+    size_upload: int = 0
+    size_download: int = 0
+    num_redirects: int = 0
+    redirect_url: str = ""
+    exitcode: int = 0
+    errormsg: str = ""
+
+    def values(self) -> Dict[str, str]:
+        seconds = (self.finished or time.monotonic()) - self.started
+
+        def per_second(size: int) -> str:
+            return str(int(size / seconds)) if seconds > 0 else "0"
+
+        return {
+            "content_type": (self.headers.get("Content-Type") or "") if self.headers else "",
+            "errormsg": self.errormsg,
+            "exitcode": str(self.exitcode),
+            "http_code": f"{self.status:03d}",
+            "http_version": self.version or "0",
+            "method": self.method,
+            "num_redirects": str(self.num_redirects),
+            "redirect_url": self.redirect_url,
+            "response_code": f"{self.status:03d}",
+            "size_download": str(self.size_download),
+            "size_upload": str(self.size_upload),
+            "speed_download": per_second(self.size_download),
+            "speed_upload": per_second(self.size_upload),
+            "time_total": f"{seconds:.6f}",
+            "url_effective": self.url,
+        }
+
+
+def write_out(tokens: Sequence[Tuple[str, str]], transfer: Transfer, stdout: BinaryIO) -> None:
+    """Write ``-w``'s output: to stdout, or stderr after ``%{stderr}``."""
+    values = transfer.values()
+    out: BinaryIO = stdout
+    for kind, value in tokens:
+        if kind == "var" and value in ("stdout", "stderr"):
+            out.flush()
+            out = stdout if value == "stdout" else sys.stderr.buffer
+            continue
+        if kind == "var":
+            text = values[value]
+        elif kind == "header":
+            text = (transfer.headers.get(value) or "") if transfer.headers else ""
+        else:
+            text = value
+        out.write(os.fsencode(text))
+    out.flush()
+    if out is not stdout:
+        stdout.flush()
+
+
 # -- building the params -------------------------------------------------------
 
-def _stdin_file(stack: contextlib.ExitStack) -> BinaryIO:
-    """Standard input as a file of known size: as it is when it is a regular
-    file, else spooled to a temporary file (poster needs the size up front)."""
-    stdin = sys.stdin.buffer
-    if stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
-        return stdin
+def _spool(source: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
+    """Copy ``source`` to a temporary file (poster needs the size up front)."""
     spool = stack.enter_context(tempfile.TemporaryFile())
-    shutil.copyfileobj(stdin, spool, 1 << 20)
+    shutil.copyfileobj(source, spool, 1 << 20)
     spool.seek(0)
     return spool
 
 
+def _stdin_file(stack: contextlib.ExitStack) -> BinaryIO:
+    """Standard input as a file of known size: as it is when it is a regular
+    file, else spooled to a temporary file."""
+    stdin = sys.stdin.buffer
+    if stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
+        return stdin
+    return _spool(stdin, stack)
+
+
 def _open_file(path: str, stack: contextlib.ExitStack) -> BinaryIO:
+    """``path`` opened for reading; what is not a regular file (a pipe, a
+    process substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``) is
+    spooled to a temporary file first."""
     if path == "-":
         return _stdin_file(stack)
     if os.path.isdir(path):
         raise CommandError(f"{path!r} is a directory; upload its files one -F at a time")
-    return stack.enter_context(open(path, "rb"))
+    file = stack.enter_context(open(path, "rb"))
+    if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        return file
+    return _spool(file, stack)
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # opening it says what is wrong
 
 
 def build_params(
@@ -290,7 +651,8 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> M
     if field.source == "file-content":
         fileobj = _open_file(field.data, stack)
         return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style)
-    if field.data != "-" and field.filename is None and field.filetype is None:
+    if (field.data != "-" and field.filename is None and field.filetype is None
+            and _is_regular(field.data)):
         # Opened only when its part is sent, closed right after.
         return MultipartParam.from_file(field.name, field.data, style=style)
     fileobj = _open_file(field.data, stack)
@@ -310,16 +672,19 @@ class ProgressBar:
     """A tqdm bar on stderr fed by poster's body callback ``(param, current, total)``.
 
     Shown only when ``enabled`` (stderr is a terminal) and tqdm is installed.
-    A body sent again (a 307 redirect) starts the bar over.
+    A body sent again (a retry, a 307 redirect) starts the bar over.
+    ``sent`` is the last count of bytes reported, shown or not.
     """
 
     def __init__(self, enabled: bool, description: str = "upload") -> None:
         self.enabled = enabled
         self.description = description
+        self.sent = 0
         self._bar: Any = None
         self._shown = 0
 
     def __call__(self, param: Optional[MultipartParam], current: int, total: int) -> None:
+        self.sent = current
         if not self.enabled:
             return
         if self._bar is None:
@@ -356,24 +721,90 @@ class ProgressBar:
         self.close()
 
 
-def _build_opener(context: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    """An opener with poster's streaming handlers (see :mod:`poster.streaminghttp`)."""
+HeadCallback = Callable[[List[str]], None]
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+class _HeadRecorder:
+    """A connection mixin: hands the request head (request line and header
+    lines) to ``on_head`` just before it is sent (``-v``)."""
+
+    def __init__(self, *args: Any, on_head: Optional[HeadCallback] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_head = on_head
+        self._head_lines: List[str] = []
+
+    def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+        self._head_lines = [f"{method} {url} HTTP/1.1"]
+        super().putrequest(method, url, *args, **kwargs)  # type: ignore[misc]
+
+    def putheader(self, header: Any, *values: Any) -> None:
+        super().putheader(header, *values)  # type: ignore[misc]
+        self._head_lines.append(f"{_text(header)}: {', '.join(_text(v) for v in values)}")
+
+    def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
+        if self._on_head is not None:
+            self._on_head(self._head_lines)
+        super().endheaders(message_body, encode_chunked=encode_chunked)  # type: ignore[misc]
+
+
+def _build_opener(
+    context: ssl.SSLContext, on_head: Optional[HeadCallback] = None
+) -> urllib.request.OpenerDirector:
+    """An opener with poster's streaming connections (see :mod:`poster.streaminghttp`)
+    that hands every answer back as it is: urllib follows no redirect and
+    raises no HTTPError; :func:`_transfer` decides."""
     from poster import streaminghttp
 
-    return urllib.request.build_opener(
-        streaminghttp.StreamingHTTPHandler(),
-        streaminghttp.StreamingHTTPSHandler(context=context),
-        streaminghttp.StreamingHTTPRedirectHandler(),
+    class Connection(_HeadRecorder, streaminghttp.StreamingHTTPConnection):
+        pass
+
+    class TLSConnection(_HeadRecorder, streaminghttp.StreamingHTTPSConnection):
+        pass
+
+    class HTTPHandler(streaminghttp.StreamingHTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(
+                functools.partial(Connection, on_head=on_head), req,
+                continue_timeout=self.continue_timeout,
+            )
+
+    class HTTPSHandler(streaminghttp.StreamingHTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(
+                functools.partial(TLSConnection, on_head=on_head), req,
+                context=context, continue_timeout=self.continue_timeout,
+            )
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    class EveryAnswer(urllib.request.HTTPErrorProcessor):
+        def http_response(self, request: Any, response: Any) -> Any:
+            return response
+
+        https_response = http_response
+
+    opener = urllib.request.build_opener(
+        HTTPHandler(), HTTPSHandler(context=context), NoRedirects(), EveryAnswer()
     )
+    opener.addheaders = []  # no "Python-urllib" User-Agent behind the user's back
+    return opener
 
 
 @dataclass
 class Reply:
-    """The server's answer: status, reason and the open body (read it, then close)."""
+    """The server's answer: status, reason, headers and the open body (read it, then close)."""
 
     status: int
     reason: str
     body: IO[bytes]
+    headers: Any = None
+    version: str = "1.1"
 
 
 def send(
@@ -384,8 +815,9 @@ def send(
     *,
     context: ssl.SSLContext,
     timeout: float,
+    on_head: Optional[HeadCallback] = None,
 ) -> Reply:
-    """Send the body; any HTTP status comes back as a :class:`Reply`.
+    """Send the body once; any HTTP status (redirects too) comes back as a :class:`Reply`.
 
     What prevents an answer (no connection, TLS, a body that could not be
     sent as announced) is a :class:`CommandError`.
@@ -394,22 +826,24 @@ def send(
     for name, value in headers:
         request.add_header(name, value)
     try:
-        response = _build_opener(context).open(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        return Reply(exc.code, exc.reason, exc)
+        response = _build_opener(context, on_head).open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:  # not raised by this opener; kept for safety
+        return Reply(exc.code, exc.reason, exc, exc.headers)
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-        raise _explain(exc, url, timeout) from None
-    return Reply(response.status, response.reason, response)
+        size = len(datagen) if hasattr(datagen, "__len__") else 0
+        raise _explain(exc, url, timeout, size) from None
+    version = {9: "0.9", 10: "1.0", 11: "1.1"}.get(getattr(response, "version", 11), "1.1")
+    return Reply(response.status, response.reason, response, response.headers, version)
 
 
-def _explain(exc: BaseException, url: str, timeout: float) -> CommandError:
+def _explain(exc: BaseException, url: str, timeout: float, body_size: int = 0) -> CommandError:
     """One line saying why a request got no answer, and what to do."""
     reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     host = urllib.parse.urlsplit(url).netloc
     if isinstance(reason, ssl.SSLCertVerificationError):
         return CommandError(
             f"TLS: the certificate of {host} is not trusted ({reason.verify_message}); "
-            "pass --cacert FILE with the CA that signed it",
+            "pass --cacert FILE with the CA that signed it (-k skips the check)",
             EXIT_TLS,
         )
     if isinstance(reason, ssl.SSLError):
@@ -420,18 +854,26 @@ def _explain(exc: BaseException, url: str, timeout: float) -> CommandError:
     if isinstance(reason, ContentSizeError):
         return CommandError(f"{reason}; nothing was completed, send it again", EXIT_BODY)
     if isinstance(reason, ConnectionRefusedError):
-        return CommandError(f"connection refused by {host}: is the server running?", EXIT_CONNECTION)
+        return CommandError(
+            f"connection refused by {host}: is the server running?", EXIT_CONNECTION, retryable=True
+        )
     if isinstance(reason, socket.gaierror):
         hostname = urllib.parse.urlsplit(url).hostname
         return CommandError(f"cannot resolve host {hostname!r} ({reason.strerror})", EXIT_CONNECTION)
     if isinstance(reason, TimeoutError):
-        return CommandError(f"{host} did not answer within {timeout:g} s (--timeout)", EXIT_CONNECTION)
-    if isinstance(reason, (ConnectionError, http.client.RemoteDisconnected)):
         return CommandError(
-            f"{host} closed the connection before answering (it may refuse bodies this "
-            "large; --expect-continue lets it say so before the upload)",
-            EXIT_CONNECTION,
+            f"{host} did not answer within {timeout:g} s (--timeout)", EXIT_CONNECTION, retryable=True
         )
+    if isinstance(reason, (ConnectionError, http.client.RemoteDisconnected)):
+        hint = (
+            " (it may refuse bodies this large; --expect-continue lets it say so before the upload)"
+            if body_size >= LARGE_BODY else ""
+        )
+        return CommandError(
+            f"{host} closed the connection before answering{hint}", EXIT_CONNECTION, retryable=True
+        )
+    if isinstance(reason, http.client.InvalidURL):
+        return CommandError(f"invalid URL {url!r}: {reason}", EXIT_USAGE)
     if isinstance(reason, http.client.HTTPException):
         return CommandError(
             f"{host} did not answer in HTTP ({type(reason).__name__}); is it an https:// URL?",
@@ -444,8 +886,10 @@ def _explain(exc: BaseException, url: str, timeout: float) -> CommandError:
     return CommandError(f"{url}: {reason}", EXIT_CONNECTION)
 
 
-def _copy_body(reply: Reply, out: BinaryIO, url: str) -> None:
-    """Copy the answer's body to ``out``; a connection lost meanwhile is a CommandError."""
+def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str) -> int:
+    """Copy the answer's body to ``out`` (``None``: read and drop it); returns
+    its size.  A connection lost meanwhile is a CommandError."""
+    size = 0
     with reply.body:
         while True:
             try:
@@ -455,26 +899,260 @@ def _copy_body(reply: Reply, out: BinaryIO, url: str) -> None:
                 raise CommandError(f"the answer from {host} was cut short ({exc})", EXIT_CONNECTION) from None
             if not block:
                 break
-            out.write(block)
-    out.flush()
+            size += len(block)
+            if out is not None:
+                out.write(block)
+    if out is not None:
+        out.flush()
+    return size
 
 
-# -- the commands --------------------------------------------------------------
+# -- the upload command ----------------------------------------------------------
+
+class Console:
+    """stderr for ``upload``: errors and notes (quiet with ``-s``, errors back
+    with ``-S``) and ``-v``'s request and response heads."""
+
+    def __init__(self, silent: bool, show_error: bool, verbose: bool) -> None:
+        self.silent, self.show_error, self.verbose = silent, show_error, verbose
+
+    def _write(self, text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    def error(self, message: str) -> None:
+        if not self.silent or self.show_error:
+            self._write(f"poster: error: {message}\n")
+
+    def note(self, message: str) -> None:
+        if not self.silent:
+            self._write(f"poster: {message}\n")
+
+    def info(self, message: str) -> None:
+        if self.verbose:
+            self._write(f"* {message}\n")
+
+    def request_head(self, lines: List[str]) -> None:
+        if self.verbose:
+            self._write("".join(f"> {_shown(line)}\n" for line in lines) + "> \n")
+
+    def response_head(self, reply: Reply) -> None:
+        if self.verbose:
+            lines = [f"HTTP/{reply.version} {reply.status} {reply.reason}"]
+            if reply.headers is not None:
+                lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+            self._write("".join(f"< {line}\n" for line in lines) + "< \n")
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _request_headers(
+    args: argparse.Namespace, target: Target, first: Target, custom: Sequence[Tuple[str, Optional[str]]],
+) -> List[Tuple[str, str]]:
+    """The headers of one request to ``target``: curl's defaults and the user's
+    (``-u``, ``-A``, ``-e``, ``-b``, ``-H``).  Credentials and cookies go only
+    to the origin of the first URL, unless ``target`` carries its own.
+    ``-u`` comes before the URL's credentials, as in curl."""
+    same_origin = target.origin == first.origin
+    headers: List[Tuple[str, str]] = []
+    credentials = target.credentials
+    if same_origin:
+        credentials = args.user_credentials or credentials or first.credentials
+    if credentials is not None:
+        headers.append(("Authorization", _basic(credentials)))
+    headers.append(("User-Agent", _header_text(args.user_agent) if args.user_agent is not None
+                    else f"poster/{poster.__version__}"))
+    if args.referer is not None:
+        headers.append(("Referer", _header_text(args.referer)))
+    headers.append(("Accept", "*/*"))
+    if args.cookie and same_origin:
+        headers.append(("Cookie", _header_text(";".join(args.cookie))))
+    if args.expect_continue:
+        headers.append(("Expect", "100-continue"))
+    named = {name.lower() for name, _ in custom}
+    headers = [(name, value) for name, value in headers if name.lower() not in named]
+    for name, value in custom:
+        if value is None or (not same_origin and name.lower() in _CREDENTIAL_HEADERS):
+            continue
+        headers.append((name, value))
+    return headers
+
+
+def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1``: ``--retry-delay``, else the
+    answer's ``Retry-After`` (in seconds), else 1, 2, 4, ... (at most 600)."""
+    if args.retry_delay is not None:
+        return float(args.retry_delay)
+    if reply is not None and reply.headers is not None:
+        after = (reply.headers.get("Retry-After") or "").strip()
+        if after.isdigit():
+            return min(float(after), MAX_RETRY_DELAY)
+    return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY)
+
+
+def _may_retry(args: argparse.Namespace, attempt: int, transfer: Transfer) -> bool:
+    if attempt > args.retry:
+        return False
+    if args.retry_max_time:
+        return bool(time.monotonic() - transfer.started < args.retry_max_time)
+    return True
+
+
+def _transfer(
+    args: argparse.Namespace,
+    first: Target,
+    datagen: Any,
+    form_headers: List[Tuple[str, str]],
+    custom: Sequence[Tuple[str, Optional[str]]],
+    context: ssl.SSLContext,
+    console: Console,
+    transfer: Transfer,
+    progress: ProgressBar,
+) -> Tuple[Reply, Target, Optional[CommandError]]:
+    """Send the form, with ``--retry`` and ``-L``.
+
+    Returns the final answer, its URL, and the error to end with once the
+    answer's body is out (a redirect that ``-L`` does not follow).  Every try
+    and every redirect sends the whole body again (``datagen.reset()``; a
+    file given with ``@`` is read again).
+    """
+    target = first
+    attempt = 0
+    while True:
+        attempt += 1
+        transfer.url = target.url
+        progress.sent = 0
+        headers = form_headers + _request_headers(args, target, first, custom)
+        reply: Optional[Reply] = None
+        failure: Optional[str] = None
+        try:
+            datagen.reset()
+            reply = send(
+                target.url, args.method, datagen, headers, context=context,
+                timeout=args.timeout, on_head=console.request_head,
+            )
+        except CommandError as exc:
+            transfer.size_upload = progress.sent
+            if not (exc.retryable and _may_retry(args, attempt, transfer)):
+                raise
+            failure = exc.message
+        else:
+            transfer.size_upload = progress.sent
+            console.response_head(reply)
+            if reply.status in RETRY_STATUSES and _may_retry(args, attempt, transfer):
+                failure = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+        if failure is not None:
+            delay = _retry_delay(args, reply, attempt)
+            if reply is not None:
+                _copy_body(reply, None, target.url)
+            left = args.retry - attempt + 1
+            console.note(
+                f"warning: {failure}; will retry in {delay:g} s, "
+                f"{left} {'retry' if left == 1 else 'retries'} left"
+            )
+            time.sleep(delay)
+            continue
+        assert reply is not None
+        location = reply.headers.get("Location") if reply.headers is not None else None
+        if reply.status not in REDIRECT_STATUSES or not location:
+            return reply, target, None
+        where = urllib.parse.urljoin(target.url, location.strip())
+        said = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+        if not args.location:
+            transfer.redirect_url = where
+            console.note(f"{said} points to {where}; not followed: -L (--location) follows it")
+            return reply, target, None
+        if reply.status not in (307, 308):
+            return reply, target, CommandError(
+                f"{said} points to {where}; not followed: it would turn the {args.method} into "
+                "a GET without the upload (a server that wants the upload there answers 307 "
+                "or 308); send it to that URL",
+                EXIT_REDIRECT,
+            )
+        if transfer.num_redirects >= args.max_redirs:
+            return reply, target, CommandError(
+                f"{said}: more than {_plural(args.max_redirs, 'redirect')} (--max-redirs)",
+                EXIT_REDIRECT,
+            )
+        try:
+            new_target = parse_url(where)
+        except CommandError:
+            return reply, target, CommandError(
+                f"{said} points to {where!r}, which is no http(s) URL", EXIT_REDIRECT
+            )
+        _copy_body(reply, None, target.url)
+        transfer.num_redirects += 1
+        console.info(f"following the {reply.status} to {new_target.url}; the upload is sent again")
+        target = new_target
+
 
 def upload(args: argparse.Namespace) -> int:
-    """``poster upload``: send the form, print the answer's body."""
-    url = _check_url(args.url)
+    """``poster upload``: send the form, print the answer's body (and ``-w``)."""
+    console = Console(args.silent, args.show_error, args.verbose)
+    try:
+        return _upload(args, console)
+    except CommandError as exc:
+        console.error(exc.message)
+        return exc.exit_code
+
+
+def _upload(args: argparse.Namespace, console: Console) -> int:
+    first = parse_url(args.url)
     if not _TOKEN.match(args.method):
         raise CommandError(f"-X {args.method!r} is not an HTTP method")
-    fields = [parse_form_field(spec) for spec in args.form]
+    fields = [
+        parse_form_field(spec) if kind == "form" else parse_form_string(spec)
+        for kind, spec in args.form
+    ]
     if not fields:
-        raise CommandError("nothing to send: give at least one -F name=value or -F name=@file")
-    extra_headers = [parse_header(text) for text in args.header]
-    if args.expect_continue:
-        extra_headers.append(("Expect", "100-continue"))
-    if not any(name.lower() == "user-agent" for name, _ in extra_headers):
-        extra_headers.append(("User-Agent", f"poster/{poster.__version__}"))
-    context = _ssl_context(args.cacert)
+        raise CommandError(
+            "nothing to send: give at least one -F name=value, -F name=@file or --form-string"
+        )
+    header_texts: List[str] = []
+    for text in args.header:
+        header_texts += _read_header_file(text[1:]) if text.startswith("@") else [text]
+    custom = [parse_header(text) for text in header_texts]
+    for cookie in args.cookie:
+        if "=" not in cookie:
+            raise CommandError(
+                f"-b {cookie!r}: reading cookies from a file is not supported; "
+                "pass them as -b 'name=value; other=value'"
+            )
+    if args.retry < 0:
+        raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
+    if args.max_redirs < 0:
+        raise CommandError(f"--max-redirs {args.max_redirs}: give a count of 0 or more")
+    tokens = parse_write_out(args.write_out) if args.write_out is not None else None
+    if args.output not in (None, "-"):
+        directory = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(directory):
+            raise CommandError(f"-o {args.output!r}: no such directory {directory!r}")
+    args.user_credentials = _user_credentials(args.user) if args.user is not None else None
+    context = _ssl_context(args.cacert, args.insecure)
+    transfer = Transfer(first.url, args.method)
+    stdout = sys.stdout.buffer
+    try:
+        code = _send_form(args, first, fields, custom, context, console, transfer)
+    except CommandError as exc:
+        transfer.exitcode, transfer.errormsg = exc.exit_code, exc.message
+        transfer.finished = transfer.finished or time.monotonic()
+        if tokens is not None:
+            console.error(exc.message)
+            write_out(tokens, transfer, stdout)
+            return exc.exit_code
+        raise
+    if tokens is not None:
+        write_out(tokens, transfer, stdout)
+    return code
+
+
+def _send_form(
+    args: argparse.Namespace, first: Target, fields: Sequence[FormField],
+    custom: Sequence[Tuple[str, Optional[str]]], context: ssl.SSLContext, console: Console,
+    transfer: Transfer,
+) -> int:
     with contextlib.ExitStack() as stack:
         params = build_params(fields, args.style, stack)
         with ProgressBar(_progress_wanted(args)) as progress:
@@ -484,15 +1162,31 @@ def upload(args: argparse.Namespace) -> int:
                 )
             except ValueError as exc:
                 raise CommandError(f"--boundary {args.boundary!r}: {exc}") from None
-            reply = send(
-                url, args.method.upper(), datagen, list(headers.items()) + extra_headers,
-                context=context, timeout=args.timeout,
+            form_headers = list(headers.items())
+            reply, target, error = _transfer(
+                args, first, datagen, form_headers, custom, context, console, transfer, progress
             )
-    _copy_body(reply, sys.stdout.buffer, url)
-    if reply.status >= 400:
-        raise CommandError(
-            f"HTTP {reply.status} {reply.reason} from {args.method.upper()} {url}", EXIT_HTTP_ERROR
-        )
+    transfer.status, transfer.version, transfer.headers = reply.status, reply.version, reply.headers
+    failed = reply.status >= 400
+    said = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+    if failed and args.fail and not args.fail_with_body:
+        _copy_body(reply, None, target.url)
+        transfer.finished = time.monotonic()
+        raise CommandError(said, EXIT_FAIL)
+    with contextlib.ExitStack() as outputs:
+        out: BinaryIO = sys.stdout.buffer
+        if args.output not in (None, "-"):
+            try:
+                out = outputs.enter_context(open(args.output, "wb"))
+            except OSError as exc:
+                _copy_body(reply, None, target.url)
+                raise CommandError(f"-o {args.output!r}: {exc.strerror or exc}") from None
+        transfer.size_download = _copy_body(reply, out, target.url)
+    transfer.finished = time.monotonic()
+    if error is not None:
+        raise error
+    if failed:
+        raise CommandError(said, EXIT_FAIL if args.fail or args.fail_with_body else EXIT_HTTP_ERROR)
     return EXIT_OK
 
 
@@ -578,15 +1272,22 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _human(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.4g} {unit}"
-        size /= 1024  # type: ignore[assignment]
+    if size < 1024:
+        return "1 byte" if size == 1 else f"{size} bytes"
+    amount = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        amount /= 1024
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.4g} {unit}"
     raise AssertionError("unreachable")
 
 
 def _progress_wanted(args: argparse.Namespace) -> bool:
-    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    if getattr(args, "silent", False):
+        return False
+    if args.progress is None:
+        return sys.stderr.isatty() and not getattr(args, "verbose", False)
+    return bool(args.progress)
 
 
 # -- the parser and main ---------------------------------------------------------
@@ -599,6 +1300,27 @@ def _positive_number(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+class _FormAction(argparse.Action):
+    """``-F`` and ``--form-string`` into one list, in the order given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        kind = "string" if option_string == "--form-string" else "form"
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((kind, values))
+        setattr(namespace, self.dest, items)
 
 
 def _port(text: str) -> int:
@@ -627,29 +1349,70 @@ def make_parser() -> argparse.ArgumentParser:
     )
     style = argparse.ArgumentParser(add_help=False)
     style.add_argument(
-        "--style", choices=["poster", "html5"], default="poster",
-        help="part headers as poster 0.8.1 wrote them (default) or as browsers do",
+        "--style", choices=["html5", "poster"], default="html5",
+        help="part headers as browsers and curl write them (default), or as poster 0.8.1 did",
     )
 
     up = commands.add_parser(
         "upload", parents=[progress, style], help="send a multipart/form-data request",
         description="Send a multipart/form-data request, streamed from disk; the "
-                    "response body goes to stdout.",
-        epilog="Exit status: 0 done, 1 HTTP status >= 400, 2 bad arguments or file, "
-               "3 no connection, 4 TLS, 5 body could not be sent as announced.",
+                    "response body goes to stdout. The options are curl's.",
+        epilog="Exit status: 0 done (2xx, or 3xx not followed), 1 HTTP status >= 400, "
+               "2 bad arguments or file, 3 no connection, 4 TLS, 5 body could not be sent "
+               "as announced, 7 a redirect -L does not follow, 22 HTTP status >= 400 with --fail.",
     )
-    up.add_argument("url", metavar="URL", help="http:// or https:// URL")
+    up.add_argument("url", metavar="URL", help="http:// or https:// URL (http://user:password@host/ sends them)")
     up.add_argument(
-        "-F", "--form", action="append", default=[], metavar="NAME=VALUE",
+        "-F", "--form", action=_FormAction, dest="form", default=[], metavar="NAME=VALUE",
         help="a field, in curl's syntax: name=value, name=@file (upload), name=<file "
              "(text from a file), with ;type=mime/type and ;filename=name; '-' is stdin",
     )
     up.add_argument(
+        "--form-string", action=_FormAction, dest="form", metavar="NAME=VALUE",
+        help="a text field whose value is taken as it is (@, < and ;type= mean nothing)",
+    )
+    up.add_argument(
         "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-        help="an extra request header",
+        help="an extra request header; 'Name:' leaves out one poster sends, "
+             "'Name;' sends it empty, @FILE reads headers from FILE, one a line",
     )
     up.add_argument("-X", "--request", dest="method", default="POST", metavar="METHOD",
-                    help="the HTTP method (default POST)")
+                    help="the HTTP method, as given (default POST)")
+    up.add_argument("-u", "--user", metavar="USER:PASSWORD",
+                    help="HTTP Basic authentication (sent to the URL's origin only)")
+    up.add_argument("-A", "--user-agent", metavar="NAME", help="the User-Agent header")
+    up.add_argument("-e", "--referer", metavar="URL", help="the Referer header")
+    up.add_argument("-b", "--cookie", action="append", default=[], metavar="'NAME=VALUE'",
+                    help="cookies to send (repeatable; not a cookie file)")
+    up.add_argument("-o", "--output", metavar="FILE", help="write the answer's body to FILE, not stdout")
+    up.add_argument("-s", "--silent", action="store_true",
+                    help="no progress bar, notes or error messages")
+    up.add_argument("-S", "--show-error", action="store_true", help="with -s: show errors still")
+    up.add_argument("-v", "--verbose", action="store_true",
+                    help="the request's and the answer's heads on stderr ('> ', '< ')")
+    up.add_argument("-w", "--write-out", metavar="FORMAT",
+                    help="print FORMAT after the transfer: %%{http_code}, %%{size_upload}, "
+                         "%%{speed_upload}, %%{time_total}, %%{url_effective}, ..., \\n; @FILE reads it")
+    up.add_argument("-f", "--fail", action="store_true",
+                    help="HTTP status >= 400: exit 22 and no body (default: exit 1, body on stdout)")
+    up.add_argument("--fail-with-body", action="store_true",
+                    help="HTTP status >= 400: exit 22, the body on stdout")
+    up.add_argument("-L", "--location", action="store_true",
+                    help="follow 307 and 308 redirects, the upload sent again "
+                         "(301, 302 and 303 are not followed: exit 7)")
+    up.add_argument("--max-redirs", type=int, default=DEFAULT_MAX_REDIRS, metavar="N",
+                    help=f"with -L, follow at most N redirects (default {DEFAULT_MAX_REDIRS})")
+    up.add_argument("--retry", type=int, default=0, metavar="N",
+                    help="try N more times on a transient failure: refused or dropped "
+                         "connection, timeout, HTTP 408, 429, 500, 502, 503, 504")
+    up.add_argument("--retry-delay", type=_seconds, metavar="SECONDS",
+                    help="wait this long between tries (default: Retry-After, else 1, 2, 4, ... s)")
+    up.add_argument("--retry-max-time", type=_seconds, metavar="SECONDS",
+                    help="start no new try after this many seconds")
+    up.add_argument("--retry-connrefused", action="store_true",
+                    help="accepted for curl's sake: --retry retries a refused connection anyway")
+    up.add_argument("-k", "--insecure", action="store_true",
+                    help="do not verify the server's TLS certificate")
     up.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in this PEM file")
     up.add_argument("--expect-continue", action="store_true",
                     help="send 'Expect: 100-continue': the body goes out once the server agrees")
@@ -696,7 +1459,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(
             f"poster: error: {exc.name or exc} is missing; install the command line's "
-            "extras: pip install 'poster[cli]'",
+            f"extras: {INSTALL_HINT}",
             file=sys.stderr,
         )
         return EXIT_USAGE

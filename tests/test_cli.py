@@ -187,7 +187,7 @@ def test_upload_to_serve(receiver: ServeProcess, files: Dict[str, Path], cli_env
 
 def test_upload_method_boundary_and_style(receiver: ServeProcess, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
     result = run_poster(
-        "upload", receiver.url, "-X", "PUT", "--boundary", "my-boundary", "--style", "html5",
+        "upload", receiver.url, "-X", "PUT", "--boundary", "my-boundary",
         "-F", f"f=@{files['notes']};filename=résumé \"1\".txt",
         env=cli_env, cwd=tmp_path,
     )
@@ -195,10 +195,10 @@ def test_upload_method_boundary_and_style(receiver: ServeProcess, files: Dict[st
     answer = json.loads(result.stdout)
     assert answer["method"] == "PUT"
     assert answer["headers"]["Content-Type"] == "multipart/form-data; boundary=my-boundary"
-    assert answer["fields"][0]["filename"] == "résumé %221%22.txt"  # UTF-8 as browsers send it
+    assert answer["fields"][0]["filename"] == "résumé %221%22.txt"  # html5 by default: UTF-8, as browsers send it
 
-    result = run_poster("upload", receiver.url, "-F", "f=@" + str(files["notes"]) + ";filename=résumé.txt",
-                        env=cli_env, cwd=tmp_path)
+    result = run_poster("upload", receiver.url, "--style", "poster",
+                        "-F", "f=@" + str(files["notes"]) + ";filename=résumé.txt", env=cli_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["fields"][0]["filename"] == "r&#233;sum&#233;.txt"  # poster 0.8.1's way
 
@@ -594,3 +594,78 @@ def test_safe_filename(filename: str, expected: str) -> None:
     from poster.receiver import safe_filename
 
     assert safe_filename(filename) == expected
+
+
+# -- messages -------------------------------------------------------------------------
+
+def test_human_sizes() -> None:
+    from poster.cli import _human
+
+    assert [_human(n) for n in (0, 1, 2, 1023, 1024, 8 << 20)] == [
+        "0 bytes", "1 byte", "2 bytes", "1023 bytes", "1 KiB", "8 MiB"]
+
+
+def test_large_body_hint_only_for_large_bodies(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """A server that closes the connection without answering: the hint that it
+    may refuse bodies this large comes only with a body of 1 MiB or more."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def drop_two() -> None:
+        with listener:
+            for _ in range(2):
+                connection, _ = listener.accept()
+                with connection:
+                    connection.settimeout(TIMEOUT)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        block = connection.recv(65536)
+                        if not block:
+                            break
+                        data += block
+
+    thread = threading.Thread(target=drop_two, daemon=True)
+    thread.start()
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (1 << 20))
+    small = run_poster("upload", f"http://127.0.0.1:{port}/", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    large = run_poster("upload", f"http://127.0.0.1:{port}/", "-F", f"f=@{big}", env=cli_env, cwd=tmp_path)
+    thread.join(TIMEOUT)
+    assert small.returncode == large.returncode == EXIT_CONNECTION
+    assert "closed the connection" in error_line(small) and "bodies this large" not in error_line(small)
+    assert "bodies this large" in error_line(large)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-F", "a=1", "-H", "@no-such-headers.txt"], "-H @no-such-headers.txt: file not found"),
+    (["-F", "a=1", "-b", "cookies.txt"], "reading cookies from a file is not supported"),
+    (["--form-string", "novalue"], "expected name=value"),
+    (["-F", "f=@x;headers=X-A: 1"], "headers= is not supported"),
+    (["-F", "f=@x;type=text/plain;charset"], "not a media type"),
+    (["-F", "a=1", "-w", "%{nonsense}"], "unknown variable"),
+    (["-F", "a=1", "--retry", "-1"], "--retry -1"),
+    (["-F", "a=1", "-o", "no/such/dir/out.txt"], "no such directory"),
+    (["-F", "a=1", "-H", "Host:"], "cannot be left out"),
+])
+def test_bad_curl_style_arguments(args: List[str], message: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run_poster("upload", f"http://127.0.0.1:{refused_port()}/", *args, env=cli_env, cwd=tmp_path)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert message in error_line(result)
+
+
+def test_silent_hides_errors_unless_show_error(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{refused_port()}/"
+    silent = run_poster("upload", url, "-F", "a=1", "-s", env=cli_env, cwd=tmp_path)
+    assert silent.returncode == EXIT_CONNECTION and silent.stderr == b""
+    shown = run_poster("upload", url, "-F", "a=1", "-sS", env=cli_env, cwd=tmp_path)
+    assert shown.returncode == EXIT_CONNECTION and "connection refused" in error_line(shown)
+
+
+def test_missing_extras_hint_names_the_distribution() -> None:
+    from poster.cli import INSTALL_HINT
+
+    assert "poster-py3[cli]" in INSTALL_HINT and ".[cli]" in INSTALL_HINT

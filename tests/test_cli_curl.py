@@ -1,0 +1,427 @@
+"""``poster upload`` beside the real ``curl``, on the same arguments.
+
+Each case runs ``curl`` and ``poster upload`` against one server on
+127.0.0.1 (the werkzeug echo server of tests/servers.py, or an app made
+here) and compares what the server parsed: fields, filenames, content types,
+sha256 of the contents and the request headers that matter.  Where poster
+differs from curl on purpose, the test says so and checks both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from servers import AUTH_PASSWORD, AUTH_USER, echo_payload, serve
+from test_cli import TIMEOUT, cli_env, backend_name, refused_port, run_poster  # noqa: F401
+
+CURL = shutil.which("curl")
+EXIT_USAGE, EXIT_CONNECTION, EXIT_REDIRECT, EXIT_FAIL = 2, 3, 7, 22
+
+if CURL is None:  # CI has curl; a machine without it cannot compare
+    pytest.skip("curl is not installed", allow_module_level=True)
+
+
+def run_curl(*args: str, cwd: Path, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CURL, "-sS", *args], cwd=cwd, input=input, capture_output=True, timeout=TIMEOUT,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
+    )
+
+
+def run_both(*args: str, env: Dict[str, str], cwd: Path, input: bytes | None = None
+             ) -> Tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    return run_curl(*args, cwd=cwd, input=input), run_poster("upload", *args, env=env, cwd=cwd, input=input)
+
+
+def in_shell(command: str, *, env: Dict[str, str], cwd: Path, input: bytes) -> subprocess.CompletedProcess:
+    """``command`` run by bash (for ``<(...)``), with ``curl`` and ``poster`` on hand."""
+    shell_env = dict(env, CURL=CURL or "curl", POSTER=f"{sys.executable} -m poster upload")
+    return subprocess.run(["bash", "-c", command], env=shell_env, cwd=cwd, input=input,
+                          capture_output=True, timeout=TIMEOUT)
+
+
+def fields_of(result: subprocess.CompletedProcess) -> List[Tuple[Any, ...]]:
+    """What the echo server parsed, field by field, in the order it lists them."""
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    return [(f["name"], f["filename"], f["content_type"], f["size"], f["sha256"]) for f in answer["fields"]]
+
+
+def headers_of(result: subprocess.CompletedProcess) -> Dict[str, str]:
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout)["headers"])
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Dict[str, Path]:
+    paths = {"notes": tmp_path / "notes.txt", "photo": tmp_path / "photo.jpg", "blob": tmp_path / "blob.bin"}
+    paths["notes"].write_bytes("première ligne\n".encode())
+    paths["photo"].write_bytes(os.urandom(70_000))
+    paths["blob"].write_bytes(os.urandom(3000))
+    return paths
+
+
+# -- the form -----------------------------------------------------------------------
+
+def test_form_fields_files_and_shared_names(echo_server: Any, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [
+        echo_server.url + "/form",
+        "-F", "comment=héllo",
+        "-F", f"file=@{files['notes']}",
+        "-F", f"file=@{files['photo']}",        # two parts under one name
+        "-F", f"file=@{files['blob']};filename=renamed.dat",
+        "-F", "tag=a", "-F", "tag=b",
+        "-F", f"inline=<{files['notes']}",
+        "--form-string", "literal=@not-a-file;type=x/y",  # taken as it is
+        "--form-string", "lt=<also literal",
+    ]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    assert fields_of(ours) == fields_of(curl)
+    values = {f["name"]: f.get("value") for f in json.loads(ours.stdout)["fields"] if f["filename"] is None}
+    assert values["literal"] == "@not-a-file;type=x/y" and values["lt"] == "<also literal"
+
+
+def test_type_keeps_its_parameters(echo_server: Any, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [echo_server.url, "-F", f"f=@{files['notes']};type=text/plain;charset=utf-8",
+            "-F", f"g=@{files['notes']};type=text/plain; charset=utf-8;filename=x.txt",
+            "-F", "t=text;type=text/plain;charset=iso-8859-1"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    assert fields_of(ours) == fields_of(curl)
+    types = [f[2] for f in fields_of(ours)]
+    assert "text/plain;charset=utf-8" in types and "text/plain; charset=utf-8" in types
+
+    # Quoted, curl sends the quotes themselves (a Content-Type no parser
+    # takes); poster sends the media type inside them.
+    quoted = [echo_server.url, "-F", f'f=@{files["notes"]};type="text/plain; charset=utf-8"']
+    curl, ours = run_both(*quoted, env=cli_env, cwd=tmp_path)
+    assert fields_of(curl)[0][2] == '"text/plain; charset=utf-8"'
+    assert fields_of(ours)[0][2] == "text/plain; charset=utf-8"
+
+
+def test_non_regular_files(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    form = '-F p=@<(printf xyz) -F n=@/dev/null -F s=@/dev/stdin -F "t=<"<(printf text)'
+    curl = in_shell(f'"$CURL" -sS {echo_server.url} {form}', env=cli_env, cwd=tmp_path, input=b"from stdin")
+    ours = in_shell(f'$POSTER {echo_server.url} {form}', env=cli_env, cwd=tmp_path, input=b"from stdin")
+    assert fields_of(ours) == fields_of(curl)
+    by_name = {f[0]: f for f in fields_of(ours)}
+    assert by_name["n"][3] == 0 and by_name["s"][3] == len(b"from stdin") and by_name["p"][3] == 3
+
+
+# -- headers ----------------------------------------------------------------------------
+
+def test_credentials(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    host = echo_server.url.split("//", 1)[1]
+    for args in (
+        ["-u", f"{AUTH_USER}:{AUTH_PASSWORD}", f"{echo_server.url}/auth/x"],
+        [f"http://{AUTH_USER}:{AUTH_PASSWORD}@{host}/auth/x"],
+        ["http://us%40er:p%3Ass@" + host + "/x?q=1"],       # decoded as curl does
+        ["http://only-user@" + host + "/x"],
+        ["-u", "u:p:with:colons", f"http://ignored:creds@{host}/x"],  # -u wins
+    ):
+        curl, ours = run_both(*args, "-F", "a=1", env=cli_env, cwd=tmp_path)
+        theirs, mine = headers_of(curl), headers_of(ours)
+        assert mine["Authorization"] == theirs["Authorization"], args
+        assert mine["Host"] == theirs["Host"] == host
+        assert json.loads(ours.stdout)["path"] == json.loads(curl.stdout)["path"]
+
+
+def test_request_headers(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    header_file = tmp_path / "headers.txt"
+    header_file.write_text("X-From-File: 1\nX-Other: two words\n\n")
+    args = [echo_server.url, "-F", "a=1", "-A", "agent/1.0", "-e", "http://example.org/page",
+            "-b", "k=v", "-b", "z=1", "-H", f"@{header_file}", "-H", "X-Plain: yes",
+            "-H", "X-Empty;", "-H", "Accept:"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    theirs, mine = headers_of(curl), headers_of(ours)
+    for name in ("User-Agent", "Referer", "Cookie", "X-From-File", "X-Other", "X-Plain", "X-Empty"):
+        assert mine.get(name) == theirs.get(name), name
+    assert "Accept" not in mine and "Accept" not in theirs
+    default_curl, default_ours = run_both(echo_server.url, "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert headers_of(default_ours)["Accept"] == headers_of(default_curl)["Accept"] == "*/*"
+
+
+def test_method_kept_as_given(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl, ours = run_both(echo_server.url, "-F", "a=1", "-X", "get", "-v", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == 0, ours.stderr
+    assert b"> get / HTTP/1.1" in curl.stderr and b"> get / HTTP/1.1" in ours.stderr
+
+
+def test_verbose(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl, ours = run_both(echo_server.url + "/v", "-F", "a=1", "-H", "X-Trace: 42", "-v",
+                          env=cli_env, cwd=tmp_path)
+    host = echo_server.url.split("//", 1)[1]
+    for result in (curl, ours):
+        lines = result.stderr.decode().splitlines()
+        for wanted in ("> POST /v HTTP/1.1", f"> Host: {host}", "> X-Trace: 42", "> Accept: */*",
+                       "< HTTP/1.1 200 OK", "< Content-Type: application/json"):
+            assert wanted in lines, (wanted, lines)
+        assert re.search(r"^> Content-Length: \d+$", "\n".join(lines), re.M)
+        assert lines.index("< HTTP/1.1 200 OK") > lines.index("> POST /v HTTP/1.1")
+    assert fields_of(ours) == fields_of(curl)
+
+
+# -- output -------------------------------------------------------------------------------
+
+def test_output_file_and_silent(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl = run_curl(echo_server.url, "-F", "a=1", "-o", "curl.json", "-s", cwd=tmp_path)
+    ours = run_poster("upload", echo_server.url, "-F", "a=1", "-o", "poster.json", "-s", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == 0
+    assert curl.stdout == ours.stdout == b"" and ours.stderr == b""
+    theirs = json.loads((tmp_path / "curl.json").read_bytes())["fields"]
+    mine = json.loads((tmp_path / "poster.json").read_bytes())["fields"]
+    assert mine == theirs
+
+
+def test_write_out(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = echo_server.url + "/w?x=1"
+    form = "%{http_code}|%{size_upload}|%{speed_upload}|%{time_total}|%{url_effective}|%{method}\\n"
+    outputs = []
+    for result in run_both(url, "-F", "a=1", "-o", os.devnull, "-w", form, env=cli_env, cwd=tmp_path):
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout.decode())
+    for output in outputs:
+        match = re.fullmatch(r"200\|(\d+)\|(\d+)\|(\d+\.\d{6})\|(\S+)\|POST\n", output)
+        assert match, output
+        assert match.group(4) == url
+        # the body's size (the boundaries differ in length, so not equal to curl's)
+        assert 100 < int(match.group(1)) < 400
+
+    # The upload's size is the Content-Length that was sent.
+    ours = run_poster("upload", url, "-F", "a=1", "-w", "\\n%{size_upload}", env=cli_env, cwd=tmp_path)
+    body, _, size = ours.stdout.decode().rpartition("\n")
+    assert json.loads(body)["headers"]["Content-Length"] == size
+
+    # On a connection failure, curl and poster still write it out.
+    dead = f"http://127.0.0.1:{refused_port()}/"
+    for result in run_both(dead, "-F", "a=1", "-w", "%{http_code} %{exitcode}", env=cli_env, cwd=tmp_path):
+        assert result.stdout.decode().split()[0] == "000"
+
+
+def test_unknown_write_out_variable(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    ours = run_poster("upload", f"http://127.0.0.1:{refused_port()}/", "-F", "a=1", "-w", "%{nonsense}",
+                      env=cli_env, cwd=tmp_path)
+    assert ours.returncode == EXIT_USAGE and b"unknown variable %{nonsense}" in ours.stderr
+
+
+def test_fail(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl, ours = run_both(f"{echo_server.url}/auth/x", "-F", "a=1", "--fail", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_FAIL
+    assert curl.stdout == ours.stdout == b""
+    assert b"401" in curl.stderr and b"HTTP 401" in ours.stderr
+    curl, ours = run_both(f"{echo_server.url}/auth/x", "-F", "a=1", "--fail-with-body", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_FAIL
+    assert curl.stdout == ours.stdout == b"login first"
+    # Without --fail curl says 0; poster keeps its own 1, the body on stdout.
+    curl, ours = run_both(f"{echo_server.url}/auth/x", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert (curl.returncode, ours.returncode) == (0, 1)
+    assert curl.stdout == ours.stdout == b"login first"
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+def test_insecure(tls_echo_server: Any, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [tls_echo_server.url + "/tls", "-F", f"f=@{files['photo']}"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    assert curl.returncode == 60 and ours.returncode == 4  # not trusted
+    curl, ours = run_both(*args, "-k", env=cli_env, cwd=tmp_path)
+    assert fields_of(ours) == fields_of(curl)
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+def test_non_ascii_path_and_query(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = echo_server.url + "/dossier/é?q=ü&r=a%20b"
+    curl, ours = run_both(url, "-F", "a=1", env=cli_env, cwd=tmp_path)
+
+    def parsed(result: subprocess.CompletedProcess) -> Tuple[str, Any]:
+        answer = json.loads(result.stdout)
+        return answer["path"], urllib.parse.parse_qs(answer["query"])
+
+    assert parsed(ours) == ("/dossier/é", {"q": ["ü"], "r": ["a b"]})
+    assert json.loads(ours.stdout)["query"] == "q=%C3%BC&r=a%20b"
+    # curl 7.88 percent-encodes the path too, but sends the query's UTF-8
+    # bytes raw, which this server (werkzeug's) reads as Latin-1.
+    assert parsed(curl)[0] == "/dossier/é"
+    assert parsed(curl)[1]["q"] != ["ü"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://[::1", "http://127.0.0.1:99999/", "http://127.0.0.1:port/", "http://exa mple.org/",
+    "http://[nonsense]/", "http://:8000/", "http://127.0.0.1:-1/",
+])
+def test_malformed_url(url: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run_poster("upload", url, "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("poster: error: invalid URL "), lines
+
+
+# -- redirects -------------------------------------------------------------------------------
+
+def test_redirect_not_followed_without_location_option(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = f"{echo_server.url}/redirect/302?to=/elsewhere"
+    curl, ours = run_both(url, "-F", "a=1", "-w", "%{http_code} %{redirect_url}", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == 0
+    assert curl.stdout == ours.stdout == f"302 {echo_server.url}/elsewhere".encode()
+    assert f"points to {echo_server.url}/elsewhere".encode() in ours.stderr and b"-L" in ours.stderr
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_location_resends_the_body(code: int, echo_server: Any, files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = f"{echo_server.url}/redirect/{code}?to=/landed"
+    args = [url, "-L", "-F", "a=1", "-F", f"f=@{files['photo']}", "-u", "me:pw",
+            "-w", "\\n%{num_redirects} %{url_effective}"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    results = []
+    for result in (curl, ours):
+        assert result.returncode == 0, result.stderr
+        body, _, tail = result.stdout.decode().rpartition("\n")
+        # curl writes -u's credentials into url_effective; poster never shows them
+        credentials = "me:pw@" if result is curl else ""
+        assert tail == f"1 {echo_server.url}/landed".replace("//", "//" + credentials)
+        answer = json.loads(body)
+        assert answer["path"] == "/landed" and answer["method"] == "POST"
+        assert answer["headers"]["Authorization"] == "Basic bWU6cHc="  # same origin: kept
+        results.append([(f["name"], f["filename"], f["size"], f["sha256"]) for f in answer["fields"]])
+    assert results[0] == results[1]
+
+
+def test_location_refuses_to_drop_the_upload(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    url = f"{echo_server.url}/redirect/303?to=/landed"
+    curl, ours = run_both(url, "-L", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    # curl follows with a GET and no body; the server never gets the upload.
+    assert curl.returncode == 0 and json.loads(curl.stdout)["method"] == "GET"
+    assert ours.returncode == EXIT_REDIRECT
+    assert b"would turn the POST into a GET" in ours.stderr
+
+
+def test_max_redirs(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    inner = urllib.parse.quote("/redirect/307?to=/landed", safe="")
+    url = f"{echo_server.url}/redirect/307?to={inner}"
+    curl, ours = run_both(url, "-L", "--max-redirs", "1", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == 47 and ours.returncode == EXIT_REDIRECT
+    assert b"--max-redirs" in ours.stderr
+    curl, ours = run_both(url, "-L", "--max-redirs", "2", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert fields_of(ours) == fields_of(curl)
+
+
+def test_url_credentials_kept_on_the_same_origin(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    host = echo_server.url.split("//", 1)[1]
+    url = f"http://me:pw@{host}/redirect/307?to=/landed"
+    curl, ours = run_both(url, "-L", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert headers_of(ours)["Authorization"] == headers_of(curl)["Authorization"] == "Basic bWU6cHc="
+    assert json.loads(ours.stdout)["path"] == json.loads(curl.stdout)["path"] == "/landed"
+
+
+def test_credentials_not_sent_to_another_origin(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    with serve() as other:
+        url = f"{echo_server.url}/redirect/307?to={other.url}/there"
+        curl, ours = run_both(url, "-L", "-u", "me:pw", "-b", "k=v", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    for result in (curl, ours):
+        headers = headers_of(result)
+        assert "Authorization" not in headers, result
+    assert "Cookie" not in headers_of(ours)
+
+
+# -- retries -------------------------------------------------------------------------------
+
+class Flaky:
+    """Answers 503 to the first ``failures`` requests, then echoes; keeps what it got."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.seen: List[Dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    @Request.application
+    def __call__(self, request: Request) -> Response:
+        payload = echo_payload(request)
+        with self.lock:
+            self.seen.append(payload)
+            failing = len(self.seen) <= self.failures
+        if failing:
+            return Response(b"busy", status=503)
+        return Response(json.dumps(payload), mimetype="application/json")
+
+
+def test_retry_resends_the_whole_body(files: Dict[str, Path], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    seen = {}
+    for name in ("curl", "poster"):
+        app = Flaky(failures=2)
+        with serve(app) as server:
+            args = [server.url + "/r", "--retry", "3", "--retry-delay", "1", "-F", "a=1", "-F", f"f=@{files['photo']}"]
+            started = time.monotonic()
+            if name == "curl":
+                result = run_curl(*args, cwd=tmp_path)
+            else:
+                result = run_poster("upload", *args, env=cli_env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert time.monotonic() - started < 30
+        assert len(app.seen) == 3
+        seen[name] = [[(f["name"], f["size"], f["sha256"]) for f in s["fields"]] for s in app.seen]
+        assert seen[name][0] == seen[name][1] == seen[name][2]  # the whole body each time
+    assert seen["curl"] == seen["poster"]
+
+
+def test_retry_gives_up(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    app = Flaky(failures=10)
+    with serve(app) as server:
+        curl, ours = run_both(server.url, "--retry", "1", "--retry-delay", "1", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == 0 and ours.returncode == 1  # the last answer, 503
+    assert len(app.seen) == 4
+    assert ours.stderr.decode().count("will retry in 1 s") == 1
+
+
+def test_retry_on_dropped_and_refused_connections(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """A server that drops the first connection, then answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    bodies: List[bytes] = []
+
+    def serve_twice() -> None:
+        with listener:
+            for attempt in range(2):
+                connection, _ = listener.accept()
+                with connection:
+                    connection.settimeout(TIMEOUT)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += connection.recv(65536)
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                    while len(body) < length:
+                        body += connection.recv(65536)
+                    bodies.append(body)
+                    if attempt == 1:
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=serve_twice, daemon=True)
+    thread.start()
+    result = run_poster("upload", f"http://127.0.0.1:{port}/", "--retry", "2", "--retry-delay", "0.2",
+                        "-F", "a=1", env=cli_env, cwd=tmp_path)
+    thread.join(TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"ok" and len(bodies) == 2 and bodies[0] == bodies[1]
+    assert b"closed the connection" in result.stderr and b"bodies this large" not in result.stderr
+
+    refused = run_poster("upload", f"http://127.0.0.1:{refused_port()}/", "--retry", "2", "--retry-delay", "0.1",
+                         "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert refused.returncode == EXIT_CONNECTION
+    assert refused.stderr.decode().count("will retry") == 2

@@ -285,9 +285,15 @@ class MultipartBody:
             self._blocks = self._generate()
         return self._blocks
 
-    def __iter__(self) -> "MultipartBody":
-        if self._ended:
+    def _check_fresh(self) -> None:
+        """Refuse to start again a body that ended, or whose every byte went
+        out (a client may stop asking once it has them all)."""
+        if self._ended or self._sent >= self.total:
             raise self._consumed_error()
+
+    def __iter__(self) -> "MultipartBody":
+        if self._blocks is None or self._sent >= self.total:
+            self._check_fresh()
         return self
 
     def __next__(self) -> bytes:
@@ -313,8 +319,8 @@ class MultipartBody:
             self._ended = True
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._ended:
-            raise self._consumed_error()
+        if self._blocks is None or self._sent >= self.total:
+            self._check_fresh()
         return self._agenerate()
 
     async def _agenerate(self) -> AsyncIterator[bytes]:

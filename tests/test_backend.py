@@ -44,5 +44,5 @@ def test_required_extension_is_in_use():
 
 
 def test_version_matches_metadata():
-    assert poster.__version__ == importlib.metadata.version("poster")
-    assert poster.version == tuple(int(p) for p in importlib.metadata.version("poster").split("."))
+    assert poster.__version__ == importlib.metadata.version("poster-py3")
+    assert poster.version == tuple(int(p) for p in importlib.metadata.version("poster-py3").split("."))

@@ -261,8 +261,7 @@ print(after - before)
 
 def peak_rss_growth_kib(path: Path, backend: str) -> int:
     """Peak RSS growth (KiB) of a fresh process while it encodes ``path`` (Linux)."""
-    if backend == "cython" and _fastencode is None:
-        backend = "python"
+    backend = IMPLS[backend]
     result = subprocess.run(
         [sys.executable, "-c", _MEMORY_PROBE, str(path), backend, BOUNDARY],
         check=True, capture_output=True, text=True,

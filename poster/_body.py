@@ -67,14 +67,14 @@ def walk(
     index = 0
     while index < len(parts):
         param = parts[index]
-        if isinstance(param, TextRun):  # rendered and scanned already
-            if pending and pending_size + len(param.rendered) > blocksize:
+        if isinstance(param, TextRun):  # measured and scanned already
+            if pending and pending_size + param.length > blocksize:
                 yield b"".join(pending)
                 pending.clear()
                 pending_size = 0
-            pending.append(param.rendered)
-            pending_size += len(param.rendered)
-            current += len(param.rendered)
+            pending.append(param.render(delimiter))
+            pending_size += param.length
+            current += param.length
             index += 1
         elif param._value is not None:
             rendered, stop, collision = _backend.impl.render_value_parts(
@@ -285,62 +285,57 @@ class MultipartBody:
             self._blocks = self._generate()
         return self._blocks
 
-    def _check_fresh(self) -> None:
-        """Refuse to start again a body that ended, or whose every byte went
-        out (a client may stop asking once it has them all)."""
-        if self._ended or self._sent >= self.total:
-            raise self._consumed_error()
-
     def __iter__(self) -> "MultipartBody":
-        if self._blocks is None or self._sent >= self.total:
-            self._check_fresh()
+        if self._blocks is None and (self._ended or self._sent):
+            raise self._consumed_error()
         return self
 
     def __next__(self) -> bytes:
         blocks = self._running()
         try:
             block: bytes = next(blocks)
-        except StopIteration:
-            self._finish(blocks)
-            raise
         except BaseException:
-            if self._blocks is blocks:
-                self._blocks = None
-                self._ended = True
+            self._finish(blocks)
             raise
         self._sent += len(block)
         return block
 
     next = __next__  # poster 0.8.1's spelling
 
-    def _finish(self, blocks: Any) -> None:
+    def _finish(self, blocks: Generator[Any, None, None]) -> None:
+        """The walk ``blocks`` is over, whatever stopped it: the body has ended."""
         if self._blocks is blocks:
             self._blocks = None
             self._ended = True
+        try:
+            blocks.close()
+        except ValueError:
+            pass  # a cancelled async step still runs it: that step closes it
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._blocks is None or self._sent >= self.total:
-            self._check_fresh()
+        if self._blocks is not None or self._ended or self._sent:
+            raise self._consumed_error()
         return self._agenerate()
 
     async def _agenerate(self) -> AsyncIterator[bytes]:
         blocks = self._running()
-        while True:
-            block = await asyncio.to_thread(self._step, blocks)
-            if block is None:
-                return
-            yield block
+        try:
+            while True:
+                block = await asyncio.to_thread(self._step, blocks)
+                if block is None:
+                    return
+                yield block
+        finally:
+            # Stopped early too (cancelled, or a client that stopped asking
+            # once it had every byte): a new iteration needs a reset.
+            self._finish(blocks)
 
     def _step(self, blocks: Generator[Any, None, None]) -> Optional[bytes]:
         """The next block of ``blocks``, or None at its end (in a worker thread)."""
         try:
             block: bytes = next(blocks)
         except StopIteration:
-            self._finish(blocks)
             return None
-        except BaseException:
-            self._finish(blocks)
-            raise
         if self._blocks is not blocks:  # reset while this step ran
             blocks.close()
             return None

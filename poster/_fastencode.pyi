@@ -8,6 +8,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
+    "measure_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -32,6 +33,9 @@ def render_value_parts(
 def render_text_pairs(
     pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
 ) -> Tuple[bytes, int]: ...
+def measure_text_pairs(
+    pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
+) -> Tuple[int, int]: ...
 
 class BlockReader:
     def read(self, fileobj: Any, size: int) -> bytes: ...

@@ -13,7 +13,7 @@ It owns every loop over bytes:
   header lines of one part, in either header style;
 * :func:`render_value_parts` renders a run of in-memory parts in one call,
   :func:`render_text_pairs` a run of plain ``(name, value)`` text fields
-  without making a param for each;
+  without making a param for each (:func:`measure_text_pairs` its size);
 * :class:`BlockReader` and :func:`readinto_exact` move file content, and
   :class:`FileContent` hands out a file part's content block by block,
   checked for the boundary and for its size; it raises the errors of
@@ -35,6 +35,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
+    "measure_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -349,10 +350,33 @@ def render_text_pairs(
 
     Returns ``(rendered, stop)``.
     """
+    pieces: List[bytes] = []
+    stop = _text_pairs(pairs, start, delimiter, html5, limit, pieces)
+    return b"".join(pieces), stop
+
+
+def measure_text_pairs(
+    pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
+) -> Tuple[int, int]:
+    """What :func:`render_text_pairs` would render, measured: ``(size, stop)``.
+
+    The same pairs are taken and the same ``stop`` is reached; ``size`` is
+    the length the rendered ``bytes`` would have.  Nothing is rendered, so
+    a body can hold its text fields as pairs and render them block by block
+    as it is sent.
+    """
+    pieces: List[bytes] = []
+    stop = _text_pairs(pairs, start, delimiter, html5, limit, pieces)
+    return sum(map(len, pieces)), stop
+
+
+def _text_pairs(
+    pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int, pieces: List[bytes]
+) -> int:
+    """The pieces of ``pairs[start:stop]`` rendered, appended to ``pieces``; returns ``stop``."""
     _check_run_arguments(pairs, "pairs", start, delimiter, limit)
     html5 = bool(html5)
     delimiter_line = delimiter + b"\r\n"
-    pieces: List[bytes] = []
     total = 0
     index = start
     while index < len(pairs):
@@ -380,7 +404,7 @@ def render_text_pairs(
         index += 1
         if total >= limit:
             break
-    return b"".join(pieces), index
+    return index
 
 
 # ---------------------------------------------------------------------------

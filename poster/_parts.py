@@ -468,28 +468,40 @@ class MultipartParam:
 
 
 class TextRun:
-    """Text fields given as ``(name, value)`` pairs, rendered in one piece.
+    """Text fields given as ``(name, value)`` pairs, kept as pairs.
 
     :func:`poster.encode.multipart_encode` keeps runs of plain text fields
     this way, so that thousands of small fields do not each become a
-    :class:`MultipartParam`: ``rendered`` is their bytes for one delimiter,
-    as the params would give them.  The params are made from ``pairs`` only
-    when asked for (:meth:`to_params`).
+    :class:`MultipartParam`: the hot path measured them
+    (``measure_text_pairs``), and :meth:`render` renders them when the body
+    is sent, as the params would give them.  The pairs hold only ``str``
+    and ``bytes``, which cannot change.  The params are made from ``pairs``
+    only when asked for (:meth:`to_params`).
     """
 
-    __slots__ = ("rendered", "pairs", "style")
+    __slots__ = ("pairs", "style", "limit", "length")
 
     #: No value of its own: render_value_parts stops before a run, as it
     #: stops before a file part.
     _value = None
 
-    def __init__(self, rendered: bytes, pairs: List[Tuple[Any, Any]], style: str) -> None:
-        self.rendered = rendered
+    def __init__(self, pairs: List[Tuple[Any, Any]], style: str, limit: int, length: int) -> None:
         self.pairs = pairs
         self.style = style
+        self.limit = limit
+        self.length = length
 
     def size(self, delimiter_length: int) -> int:
-        return len(self.rendered)
+        return self.length
+
+    def render(self, delimiter: bytes) -> bytes:
+        """The run's bytes for ``delimiter``, the one it was measured for."""
+        rendered, stop = _backend.impl.render_text_pairs(
+            self.pairs, 0, delimiter, self.style == "html5", self.limit
+        )
+        if stop != len(self.pairs) or len(rendered) != self.length:
+            raise RuntimeError("a run of text fields rendered otherwise than it measured")
+        return rendered
 
     def to_params(self) -> List[MultipartParam]:
         return MultipartParam.from_params(self.pairs, style=self.style)
@@ -501,8 +513,8 @@ Part = Union[MultipartParam, TextRun]
 def parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: int) -> List[Part]:
     """:meth:`MultipartParam.from_params`, with runs of plain text pairs kept as :class:`TextRun`.
 
-    Runs are rendered about ``limit`` bytes at a time; every other item (and a
-    pair the hot path does not take, which then raises its error) becomes a
+    Runs are measured about ``limit`` bytes at a time; every other item (and
+    a pair the hot path does not take, which then raises its error) becomes a
     param exactly as ``from_params`` makes it.
     """
     items = list(params.items()) if hasattr(params, "items") else list(params)
@@ -510,9 +522,9 @@ def parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: 
     html5 = style == "html5"
     index = 0
     while index < len(items):
-        rendered, stop = _backend.impl.render_text_pairs(items, index, delimiter, html5, limit)
+        length, stop = _backend.impl.measure_text_pairs(items, index, delimiter, html5, limit)
         if stop > index:
-            parts.append(TextRun(rendered, items[index:stop], style))
+            parts.append(TextRun(items[index:stop], style, limit, length))
         else:
             stop = index + 1
             parts += MultipartParam.from_params(items[index:stop], style=style)

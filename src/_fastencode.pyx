@@ -71,6 +71,7 @@ __all__ = [
     "render_part_headers",
     "render_value_parts",
     "render_text_pairs",
+    "measure_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -604,9 +605,26 @@ def render_text_pairs(pairs, start, delimiter, html5, limit):
 
     Returns ``(rendered, stop)``.
     """
-    cdef Py_ssize_t index, first, limit_size, plen, dlen, value_size
+    return text_pairs(pairs, start, delimiter, html5, limit, True)
+
+
+def measure_text_pairs(pairs, start, delimiter, html5, limit):
+    """What :func:`render_text_pairs` would render, measured: ``(size, stop)``.
+
+    The same pairs are taken and the same ``stop`` is reached; ``size`` is
+    the length the rendered ``bytes`` would have.  Nothing is rendered, so
+    a body can hold its text fields as pairs and render them block by block
+    as it is sent.
+    """
+    return text_pairs(pairs, start, delimiter, html5, limit, False)
+
+
+cdef tuple text_pairs(object pairs, object start, object delimiter, object html5, object limit, bint render):
+    """render_text_pairs (``render``) or measure_text_pairs."""
+    cdef Py_ssize_t index, first, limit_size, plen, dlen, value_size, total = 0
     cdef const char *value_data
     cdef object pair, name, value, encoded, headers, header_end, rendered
+    cdef Py_ssize_t size
     cdef int charset
     cdef Output out
     pattern = check_run_arguments(pairs, "pairs", start, delimiter, limit, &first, &limit_size)
@@ -653,15 +671,21 @@ def render_text_pairs(pairs, start, delimiter, html5, limit):
                 break
             if all_plain(name, charset):
                 headers = None
-                output_reserve(&out, dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START)
-                               + PyUnicode_GET_LENGTH(name) + PyBytes_GET_SIZE(header_end)
-                               + value_size + 2)
+                size = (dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START) + PyUnicode_GET_LENGTH(name)
+                        + PyBytes_GET_SIZE(header_end) + value_size + 2)
             else:
                 try:
                     headers = render_part_headers(name, None, None, html5)
                 except ValueError:
                     break
-                output_reserve(&out, dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2)
+                size = dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2
+            index += 1
+            total += size
+            if not render:
+                if total >= limit_size:
+                    break
+                continue
+            output_reserve(&out, size)
             output_put(&out, PyBytes_AS_STRING(pattern) + 1, dlen)
             output_put(&out, "\r\n", 2)
             if headers is None:
@@ -672,9 +696,10 @@ def render_text_pairs(pairs, start, delimiter, html5, limit):
                 output_put(&out, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
             output_put(&out, value_data, value_size)
             output_put(&out, "\r\n", 2)
-            index += 1
-            if out.size >= limit_size:
+            if total >= limit_size:
                 break
+        if not render:
+            return total, start + (index - first)
         rendered = PyBytes_FromStringAndSize(out.data, out.size)
     finally:
         free(out.data)

@@ -270,6 +270,12 @@ def test_render_text_pairs_agree(pairs, start, html5, limit, delimiter):
         )
         assert rendered == expected
         assert stop >= min(start, len(pairs))
+    # Measuring takes the same pairs and gives the rendered length.
+    measured = same_everywhere("measure_text_pairs", pairs, start, delimiter, html5, limit)
+    if result[0] == "ok":
+        assert measured == ("ok", (len(result[1][0]), result[1][1]))
+    else:
+        assert measured[0] == "raised" and measured[1:] == result[1:]
 
 
 @pytest.mark.parametrize("args", [
@@ -282,7 +288,12 @@ def test_render_text_pairs_agree(pairs, start, html5, limit, delimiter):
     ([("a", "b")], True, b"--b", False, 10),
 ], ids=repr)
 def test_render_text_pairs_argument_errors_agree(args):
-    same_everywhere("render_text_pairs", *args)
+    rendered = same_everywhere("render_text_pairs", *args)
+    measured = same_everywhere("measure_text_pairs", *args)
+    if rendered[0] == "ok":
+        assert measured == ("ok", (len(rendered[1][0]), rendered[1][1]))
+    else:
+        assert measured == rendered
 
 
 # ---------------------------------------------------------------------------

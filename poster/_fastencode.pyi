@@ -9,6 +9,7 @@ __all__ = [
     "render_value_parts",
     "render_text_pairs",
     "measure_text_pairs",
+    "write_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -36,6 +37,7 @@ def render_text_pairs(
 def measure_text_pairs(
     pairs: List[Any], start: int, delimiter: bytes, html5: Any, limit: int
 ) -> Tuple[int, int]: ...
+def write_text_pairs(pairs: List[Any], delimiter: bytes, html5: Any, size: int) -> bytes: ...
 
 class BlockReader:
     def read(self, fileobj: Any, size: int) -> bytes: ...

@@ -13,7 +13,8 @@ It owns every loop over bytes:
   header lines of one part, in either header style;
 * :func:`render_value_parts` renders a run of in-memory parts in one call,
   :func:`render_text_pairs` a run of plain ``(name, value)`` text fields
-  without making a param for each (:func:`measure_text_pairs` its size);
+  without making a param for each (:func:`measure_text_pairs` measures
+  one, :func:`write_text_pairs` renders one that was measured);
 * :class:`BlockReader` and :func:`readinto_exact` move file content, and
   :class:`FileContent` hands out a file part's content block by block,
   checked for the boundary and for its size; it raises the errors of
@@ -36,6 +37,7 @@ __all__ = [
     "render_value_parts",
     "render_text_pairs",
     "measure_text_pairs",
+    "write_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -368,6 +370,47 @@ def measure_text_pairs(
     pieces: List[bytes] = []
     stop = _text_pairs(pairs, start, delimiter, html5, limit, pieces)
     return sum(map(len, pieces)), stop
+
+
+def write_text_pairs(pairs: List[Any], delimiter: bytes, html5: Any, size: int) -> bytes:
+    """Render every pair of ``pairs`` into one ``bytes`` of ``size`` bytes.
+
+    ``pairs`` is a run that :func:`measure_text_pairs` took whole and
+    measured at ``size`` bytes for this ``delimiter`` and style; its text
+    is not checked for the boundary again.  Each pair must still be a
+    ``(str, str or bytes)`` tuple, and the output exactly ``size`` bytes
+    (``ValueError`` otherwise): nothing is written past it.
+    """
+    _pattern_for(delimiter)
+    if not isinstance(pairs, list):
+        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
+    if not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0 or size > sys.maxsize:
+        raise ValueError(f"size must be between 0 and {sys.maxsize}, got {size}")
+    html5 = bool(html5)
+    delimiter_line = delimiter + b"\r\n"
+    pieces: List[bytes] = []
+    at = 0
+    for index, pair in enumerate(pairs):
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError(f"pair {index} is not a (name, value) tuple")
+        name, value = pair
+        if type(name) is not str:
+            raise TypeError(f"pair {index}: the name is not a str")
+        if type(value) is str:
+            value = _utf8(value, "value")
+        elif type(value) is not bytes:
+            raise TypeError(f"pair {index}: the value is not a str or bytes")
+        headers = render_part_headers(name, None, None, html5)
+        part_size = len(delimiter_line) + len(headers) + len(value) + 2
+        if part_size > size - at:
+            raise ValueError(f"the pairs render to more than the {size} bytes measured")
+        pieces += (delimiter_line, headers, value, b"\r\n")
+        at += part_size
+    if at != size:
+        raise ValueError(f"the pairs render to {at} bytes, not the {size} measured")
+    return b"".join(pieces)
 
 
 def _text_pairs(

@@ -472,23 +472,23 @@ class TextRun:
 
     :func:`poster.encode.multipart_encode` keeps runs of plain text fields
     this way, so that thousands of small fields do not each become a
-    :class:`MultipartParam`: the hot path measured them
-    (``measure_text_pairs``), and :meth:`render` renders them when the body
-    is sent, as the params would give them.  The pairs hold only ``str``
-    and ``bytes``, which cannot change.  The params are made from ``pairs``
-    only when asked for (:meth:`to_params`).
+    :class:`MultipartParam`: the hot path measured them and checked them for
+    the boundary (``measure_text_pairs``), and :meth:`render` writes them
+    (``write_text_pairs``) block by block as the body is sent, as the params
+    would give them.  A body thus holds no rendered copy of its fields.  The
+    pairs hold only ``str`` and ``bytes``, which cannot change.  The params
+    are made from ``pairs`` only when asked for (:meth:`to_params`).
     """
 
-    __slots__ = ("pairs", "style", "limit", "length")
+    __slots__ = ("pairs", "style", "length")
 
     #: No value of its own: render_value_parts stops before a run, as it
     #: stops before a file part.
     _value = None
 
-    def __init__(self, pairs: List[Tuple[Any, Any]], style: str, limit: int, length: int) -> None:
+    def __init__(self, pairs: List[Tuple[Any, Any]], style: str, length: int) -> None:
         self.pairs = pairs
         self.style = style
-        self.limit = limit
         self.length = length
 
     def size(self, delimiter_length: int) -> int:
@@ -496,12 +496,7 @@ class TextRun:
 
     def render(self, delimiter: bytes) -> bytes:
         """The run's bytes for ``delimiter``, the one it was measured for."""
-        rendered, stop = _backend.impl.render_text_pairs(
-            self.pairs, 0, delimiter, self.style == "html5", self.limit
-        )
-        if stop != len(self.pairs) or len(rendered) != self.length:
-            raise RuntimeError("a run of text fields rendered otherwise than it measured")
-        return rendered
+        return _backend.impl.write_text_pairs(self.pairs, delimiter, self.style == "html5", self.length)
 
     def to_params(self) -> List[MultipartParam]:
         return MultipartParam.from_params(self.pairs, style=self.style)
@@ -524,7 +519,7 @@ def parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: 
     while index < len(items):
         length, stop = _backend.impl.measure_text_pairs(items, index, delimiter, html5, limit)
         if stop > index:
-            parts.append(TextRun(items[index:stop], style, limit, length))
+            parts.append(TextRun(items[index:stop], style, length))
         else:
             stop = index + 1
             parts += MultipartParam.from_params(items[index:stop], style=style)

@@ -72,6 +72,7 @@ __all__ = [
     "render_value_parts",
     "render_text_pairs",
     "measure_text_pairs",
+    "write_text_pairs",
     "BlockReader",
     "FileContent",
     "readinto_exact",
@@ -563,32 +564,6 @@ cdef bytes TEXT_HEADER_END_POSTER = b'"\r\nContent-Type: text/plain; charset=utf
 cdef bytes TEXT_HEADER_END_HTML5 = b'"\r\n\r\n'
 
 
-cdef struct Output:
-    # A growing C buffer: what render_text_pairs writes before it is a bytes.
-    char *data
-    Py_ssize_t size
-    Py_ssize_t capacity
-
-
-cdef int output_reserve(Output *out, Py_ssize_t more) except -1:
-    cdef Py_ssize_t capacity
-    cdef char *grown
-    if more <= out.capacity - out.size:
-        return 0
-    capacity = max(out.size + more, 2 * out.capacity, 4096)
-    grown = <char *>realloc(out.data, capacity)
-    if grown == NULL:
-        raise MemoryError()
-    out.data = grown
-    out.capacity = capacity
-    return 0
-
-
-cdef inline void output_put(Output *out, const char *data, Py_ssize_t n) noexcept:
-    memcpy(out.data + out.size, data, n)
-    out.size += n
-
-
 def render_text_pairs(pairs, start, delimiter, html5, limit):
     """Render consecutive ``(name, value)`` pairs, ``pairs[start:stop]``, as text parts.
 
@@ -605,7 +580,8 @@ def render_text_pairs(pairs, start, delimiter, html5, limit):
 
     Returns ``(rendered, stop)``.
     """
-    return text_pairs(pairs, start, delimiter, html5, limit, True)
+    total, stop = text_pairs(pairs, start, delimiter, html5, limit)
+    return write_text_pairs(pairs[start:stop] if stop > start else [], delimiter, html5, total), stop
 
 
 def measure_text_pairs(pairs, start, delimiter, html5, limit):
@@ -616,17 +592,16 @@ def measure_text_pairs(pairs, start, delimiter, html5, limit):
     a body can hold its text fields as pairs and render them block by block
     as it is sent.
     """
-    return text_pairs(pairs, start, delimiter, html5, limit, False)
+    return text_pairs(pairs, start, delimiter, html5, limit)
 
 
-cdef tuple text_pairs(object pairs, object start, object delimiter, object html5, object limit, bint render):
-    """render_text_pairs (``render``) or measure_text_pairs."""
+cdef tuple text_pairs(object pairs, object start, object delimiter, object html5, object limit):
+    """measure_text_pairs: every check, nothing copied."""
     cdef Py_ssize_t index, first, limit_size, plen, dlen, value_size, total = 0
     cdef const char *value_data
-    cdef object pair, name, value, encoded, headers, header_end, rendered
+    cdef object pair, name, value, encoded, headers, header_end
     cdef Py_ssize_t size
     cdef int charset
-    cdef Output out
     pattern = check_run_arguments(pairs, "pairs", start, delimiter, limit, &first, &limit_size)
     html5 = bool(html5)
     charset = HTML5_PLAIN if html5 else POSTER_NAME_PLAIN
@@ -634,76 +609,137 @@ cdef tuple text_pairs(object pairs, object start, object delimiter, object html5
     plen = PyBytes_GET_SIZE(pattern)
     dlen = plen - 1
 
-    out.data = NULL
-    out.size = out.capacity = 0
     index = first
-    try:
-        while index < PyList_GET_SIZE(pairs):
-            pair = <object>PyList_GET_ITEM(pairs, index)
-            if type(pair) is not tuple or PyTuple_GET_SIZE(pair) != 2:
+    while index < PyList_GET_SIZE(pairs):
+        pair = <object>PyList_GET_ITEM(pairs, index)
+        if type(pair) is not tuple or PyTuple_GET_SIZE(pair) != 2:
+            break
+        name = <object>PyTuple_GET_ITEM(pair, 0)
+        value = <object>PyTuple_GET_ITEM(pair, 1)
+        if type(name) is not str:
+            break
+        # The value's UTF-8: an ASCII str is its own, no copy made.
+        if type(value) is bytes:
+            encoded = value
+            value_data = PyBytes_AS_STRING(value)
+            value_size = PyBytes_GET_SIZE(value)
+        elif type(value) is str and PyUnicode_IS_ASCII(value):
+            encoded = value
+            value_data = <const char *>PyUnicode_1BYTE_DATA(value)
+            value_size = PyUnicode_GET_LENGTH(value)
+        elif type(value) is str:
+            try:
+                encoded = (<str>value).encode("utf-8")
+            except UnicodeEncodeError:
                 break
-            name = <object>PyTuple_GET_ITEM(pair, 0)
-            value = <object>PyTuple_GET_ITEM(pair, 1)
-            if type(name) is not str:
+            value_data = PyBytes_AS_STRING(encoded)
+            value_size = PyBytes_GET_SIZE(encoded)
+        else:
+            break
+        if value_size > limit_size:
+            break
+        if first_collision(<const unsigned char *>value_data, value_size,
+                           <const unsigned char *>PyBytes_AS_STRING(pattern), plen) >= 0:
+            break
+        if all_plain(name, charset):
+            headers = None
+            size = (dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START) + PyUnicode_GET_LENGTH(name)
+                    + PyBytes_GET_SIZE(header_end) + value_size + 2)
+        else:
+            try:
+                headers = render_part_headers(name, None, None, html5)
+            except ValueError:
                 break
-            # The value's UTF-8: an ASCII str is its own, no copy made.
-            if type(value) is bytes:
-                encoded = value
-                value_data = PyBytes_AS_STRING(value)
-                value_size = PyBytes_GET_SIZE(value)
-            elif type(value) is str and PyUnicode_IS_ASCII(value):
-                encoded = value
-                value_data = <const char *>PyUnicode_1BYTE_DATA(value)
-                value_size = PyUnicode_GET_LENGTH(value)
-            elif type(value) is str:
-                try:
-                    encoded = (<str>value).encode("utf-8")
-                except UnicodeEncodeError:
-                    break
-                value_data = PyBytes_AS_STRING(encoded)
-                value_size = PyBytes_GET_SIZE(encoded)
-            else:
-                break
-            if value_size > limit_size:
-                break
-            if first_collision(<const unsigned char *>value_data, value_size,
-                               <const unsigned char *>PyBytes_AS_STRING(pattern), plen) >= 0:
-                break
-            if all_plain(name, charset):
-                headers = None
-                size = (dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START) + PyUnicode_GET_LENGTH(name)
-                        + PyBytes_GET_SIZE(header_end) + value_size + 2)
-            else:
-                try:
-                    headers = render_part_headers(name, None, None, html5)
-                except ValueError:
-                    break
-                size = dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2
-            index += 1
-            total += size
-            if not render:
-                if total >= limit_size:
-                    break
-                continue
-            output_reserve(&out, size)
-            output_put(&out, PyBytes_AS_STRING(pattern) + 1, dlen)
-            output_put(&out, "\r\n", 2)
-            if headers is None:
-                output_put(&out, PyBytes_AS_STRING(TEXT_HEADER_START), PyBytes_GET_SIZE(TEXT_HEADER_START))
-                output_put(&out, <const char *>PyUnicode_1BYTE_DATA(name), PyUnicode_GET_LENGTH(name))
-                output_put(&out, PyBytes_AS_STRING(header_end), PyBytes_GET_SIZE(header_end))
-            else:
-                output_put(&out, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
-            output_put(&out, value_data, value_size)
-            output_put(&out, "\r\n", 2)
-            if total >= limit_size:
-                break
-        if not render:
-            return total, start + (index - first)
-        rendered = PyBytes_FromStringAndSize(out.data, out.size)
-    finally:
-        free(out.data)
-    return rendered, start + (index - first)
+            size = dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2
+        index += 1
+        total += size
+        if total >= limit_size:
+            break
+    return total, start + (index - first)
+
+
+def write_text_pairs(pairs, delimiter, html5, size):
+    """Render every pair of ``pairs`` into one ``bytes`` of ``size`` bytes.
+
+    ``pairs`` is a run that :func:`measure_text_pairs` took whole and
+    measured at ``size`` bytes for this ``delimiter`` and style; its text
+    is not checked for the boundary again.  Each pair must still be a
+    ``(str, str or bytes)`` tuple, and the output exactly ``size`` bytes
+    (``ValueError`` otherwise): nothing is written past it.
+    """
+    cdef Py_ssize_t index, dlen, value_size, part_size, at = 0, total
+    cdef const char *value_data
+    cdef const char *name_data
+    cdef Py_ssize_t name_size
+    cdef object pair, name, value, encoded, headers, header_end
+    cdef char *out
+    cdef int charset
+    check_delimiter(delimiter)
+    if not isinstance(pairs, list):
+        raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
+    if not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0 or size > PY_SSIZE_T_MAX:
+        raise ValueError(f"size must be between 0 and {PY_SSIZE_T_MAX}, got {size}")
+    total = size
+    html5 = bool(html5)
+    charset = HTML5_PLAIN if html5 else POSTER_NAME_PLAIN
+    header_end = TEXT_HEADER_END_HTML5 if html5 else TEXT_HEADER_END_POSTER
+    dlen = PyBytes_GET_SIZE(delimiter)
+    rendered = PyBytes_FromStringAndSize(NULL, total)
+    out = PyBytes_AS_STRING(rendered)
+    index = 0
+    while index < PyList_GET_SIZE(pairs):
+        pair = <object>PyList_GET_ITEM(pairs, index)
+        if type(pair) is not tuple or PyTuple_GET_SIZE(pair) != 2:
+            raise TypeError(f"pair {index} is not a (name, value) tuple")
+        name = <object>PyTuple_GET_ITEM(pair, 0)
+        value = <object>PyTuple_GET_ITEM(pair, 1)
+        if type(name) is not str:
+            raise TypeError(f"pair {index}: the name is not a str")
+        if type(value) is bytes:
+            value_data = PyBytes_AS_STRING(value)
+            value_size = PyBytes_GET_SIZE(value)
+        elif type(value) is str and PyUnicode_IS_ASCII(value):
+            value_data = <const char *>PyUnicode_1BYTE_DATA(value)
+            value_size = PyUnicode_GET_LENGTH(value)
+        elif type(value) is str:
+            encoded = utf8(value, "value")
+            value_data = PyBytes_AS_STRING(encoded)
+            value_size = PyBytes_GET_SIZE(encoded)
+        else:
+            raise TypeError(f"pair {index}: the value is not a str or bytes")
+        if all_plain(name, charset):
+            headers = None
+            name_data = <const char *>PyUnicode_1BYTE_DATA(name)
+            name_size = PyUnicode_GET_LENGTH(name)
+            part_size = (dlen + 2 + PyBytes_GET_SIZE(TEXT_HEADER_START) + name_size
+                         + PyBytes_GET_SIZE(header_end) + value_size + 2)
+        else:
+            headers = render_part_headers(name, None, None, html5)
+            part_size = dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2
+        if part_size > total - at:
+            raise ValueError(f"the pairs render to more than the {total} bytes measured")
+        memcpy(out + at, PyBytes_AS_STRING(delimiter), dlen)
+        memcpy(out + at + dlen, b"\r\n", 2)
+        at += dlen + 2
+        if headers is None:
+            memcpy(out + at, PyBytes_AS_STRING(TEXT_HEADER_START), PyBytes_GET_SIZE(TEXT_HEADER_START))
+            at += PyBytes_GET_SIZE(TEXT_HEADER_START)
+            memcpy(out + at, name_data, name_size)
+            at += name_size
+            memcpy(out + at, PyBytes_AS_STRING(header_end), PyBytes_GET_SIZE(header_end))
+            at += PyBytes_GET_SIZE(header_end)
+        else:
+            memcpy(out + at, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
+            at += PyBytes_GET_SIZE(headers)
+        memcpy(out + at, value_data, value_size)
+        memcpy(out + at + value_size, b"\r\n", 2)
+        at += value_size + 2
+        index += 1
+    if at != total:
+        raise ValueError(f"the pairs render to {at} bytes, not the {total} measured")
+    return rendered
 
 
 # ---------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import threading
 from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional
 
 from poster import _backend
-from poster._parts import Callback, MultipartParam, Part, TextRun, body_size, check_blocksize
+from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
 from poster._sources import Reading
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
@@ -184,7 +185,9 @@ class MultipartBody:
     :class:`~poster.errors.BodyConsumedError`.
 
     A body is a snapshot of its parts taken when it is made: params cannot
-    change, and ``body.params`` cannot be changed.
+    change, and ``body.params`` cannot be changed.  ``boundary`` is checked
+    and quoted as :func:`multipart_encode` does it (``body.boundary`` is its
+    spelling on the wire).
 
     ``cb(param, current, total)`` is called as blocks are produced, with the
     body's bytes so far and its total; last with ``(None, total, total)``.
@@ -193,11 +196,12 @@ class MultipartBody:
     def __init__(
         self,
         params: Iterable[Part],
-        boundary: str,
+        boundary: Boundary,
         cb: Optional[Callback] = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
     ) -> None:
         check_blocksize(blocksize)
+        boundary = quote_boundary(boundary)
         # What is encoded: params, and (from multipart_encode) runs of text
         # fields, which become params only when ``params`` is read.
         self._parts: List[Any] = list(params)
@@ -210,6 +214,12 @@ class MultipartBody:
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._sent = 0
         self._ended = False
+        # Set by a reset that stopped an iteration under way.
+        self._interrupted = False
+        # Held while a block is made (in a worker thread for async
+        # iteration), so that a reset waits for it.
+        # (Reentrant: a callback may reset the body it is called from.)
+        self._lock = threading.RLock()
 
     @property
     def params(self) -> List[MultipartParam]:
@@ -255,32 +265,44 @@ class MultipartBody:
     def reset(self) -> None:
         """Rewind every part; the next iteration yields the whole body again.
 
-        ``ValueError`` (:class:`~poster.errors.NotReplayableError`) when a
-        part's file cannot seek back and was read.
+        An iteration under way when the body is reset stops: its next step
+        raises :class:`~poster.errors.BodyConsumedError` instead of mixing
+        two walks.  A block still being read in a worker thread (an async
+        step that was cancelled) is waited for first.  ``ValueError``
+        (:class:`~poster.errors.NotReplayableError`) when a part's file
+        cannot seek back and was read.
         """
-        blocks, self._blocks = self._blocks, None
-        if blocks is not None:
-            try:
-                blocks.close()
-            except ValueError:
-                pass  # a cancelled async step still runs it: that step closes it
-        for part in self._parts:
-            if isinstance(part, MultipartParam) and part._source is not None:
-                part.reset()
-        self._sent = 0
-        self._ended = False
+        with self._lock:
+            blocks, self._blocks = self._blocks, None
+            if blocks is not None:
+                self._interrupted = True
+                try:
+                    blocks.close()
+                except ValueError:
+                    pass  # reset by a callback of this very walk: its step stops it
+            for part in self._parts:
+                if isinstance(part, MultipartParam) and part._source is not None:
+                    part.reset()
+            self._sent = 0
+            self._ended = False
 
     # -- iteration ---------------------------------------------------------------
 
     def _consumed_error(self) -> BodyConsumedError:
+        if self._interrupted:
+            return BodyConsumedError(
+                "this body was reset while it was being iterated; start a new "
+                "iteration (for ..., iter(), async for) to send it from the start"
+            )
         return BodyConsumedError(
             "this body was iterated or sent already (to its end, or until an "
             "error); call reset() (or seek(0)) to send it again"
         )
 
     def _running(self) -> Generator[Any, None, None]:
+        """The walk under way, or a new one for a body that is fresh."""
         if self._blocks is None:
-            if self._ended or self._sent:
+            if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
             self._blocks = self._generate()
         return self._blocks
@@ -288,59 +310,39 @@ class MultipartBody:
     def __iter__(self) -> "MultipartBody":
         if self._blocks is None and (self._ended or self._sent):
             raise self._consumed_error()
+        self._interrupted = False  # a new loop: a reset before it is its start
         return self
 
     def __next__(self) -> bytes:
-        blocks = self._running()
-        try:
-            block: bytes = next(blocks)
-        except BaseException:
-            self._finish(blocks)
-            raise
-        self._sent += len(block)
-        return block
+        with self._lock:
+            return self._step(self._running())
 
     next = __next__  # poster 0.8.1's spelling
 
-    def _finish(self, blocks: Generator[Any, None, None]) -> None:
-        """The walk ``blocks`` is over, whatever stopped it: the body has ended."""
-        if self._blocks is blocks:
-            self._blocks = None
-            self._ended = True
+    def _step(self, blocks: Generator[Any, None, None]) -> bytes:
+        """The next block of the walk ``blocks`` (the lock held); the walk
+        is over, whatever stopped it, when it raises."""
+        if self._blocks is not blocks:  # reset since this iteration began
+            raise self._consumed_error()
         try:
+            block: bytes = next(blocks)
+        except BaseException:
+            if self._blocks is blocks:
+                self._blocks = None
+                self._ended = True
             blocks.close()
-        except ValueError:
-            pass  # a cancelled async step still runs it: that step closes it
+            raise
+        if self._blocks is not blocks:  # a callback reset the body meanwhile
+            blocks.close()
+            raise self._consumed_error()
+        self._sent += len(block)
+        return block
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._blocks is not None or self._ended or self._sent:
             raise self._consumed_error()
-        return self._agenerate()
-
-    async def _agenerate(self) -> AsyncIterator[bytes]:
-        blocks = self._running()
-        try:
-            while True:
-                block = await asyncio.to_thread(self._step, blocks)
-                if block is None:
-                    return
-                yield block
-        finally:
-            # Stopped early too (cancelled, or a client that stopped asking
-            # once it had every byte): a new iteration needs a reset.
-            self._finish(blocks)
-
-    def _step(self, blocks: Generator[Any, None, None]) -> Optional[bytes]:
-        """The next block of ``blocks``, or None at its end (in a worker thread)."""
-        try:
-            block: bytes = next(blocks)
-        except StopIteration:
-            return None
-        if self._blocks is not blocks:  # reset while this step ran
-            blocks.close()
-            return None
-        self._sent += len(block)
-        return block
+        self._interrupted = False
+        return _AsyncBlocks(self)
 
     def _generate(self) -> Generator[Any, None, None]:
         """The body's blocks, for iteration."""
@@ -383,6 +385,7 @@ class MultipartBody:
         """
         if self._blocks is not None or self._ended or self._sent:
             raise self._consumed_error()
+        self._interrupted = False
         self._ended = True  # whatever happens, a second send needs a reset
         use_sendfile = sendfile and is_plain_socket(sock)
         delimiter = self._delimiter
@@ -410,3 +413,57 @@ class MultipartBody:
                 sock.sendall(item)
                 self._sent += len(item)
         return self.total
+
+
+class _AsyncBlocks:
+    """The async iteration of a body: each block is made in a worker thread.
+
+    The step in flight is shielded: when the awaiting task is cancelled (a
+    timeout), the block it was reading is kept and handed out by the next
+    ``__anext__``, so nothing is lost; a ``reset()`` meanwhile waits for it.
+    """
+
+    def __init__(self, body: MultipartBody) -> None:
+        self._body = body
+        self._blocks: Optional[Generator[Any, None, None]] = None
+        self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
+        self._done = False
+
+    def __aiter__(self) -> "_AsyncBlocks":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        body = self._body
+        if self._pending is None:
+            if self._blocks is None:
+                with body._lock:
+                    self._blocks = body._running()
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._next_block))
+        pending = self._pending
+        try:
+            block = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if pending.cancelled():
+                self._pending = None
+            raise
+        except BaseException:
+            self._done = True
+            self._pending = None
+            raise
+        self._pending = None
+        if block is None:
+            self._done = True
+            raise StopAsyncIteration
+        return block
+
+    def _next_block(self) -> Optional[bytes]:
+        """The next block, or None at the end (StopIteration cannot cross a future)."""
+        blocks = self._blocks
+        assert blocks is not None
+        with self._body._lock:
+            try:
+                return self._body._step(blocks)
+            except StopIteration:
+                return None

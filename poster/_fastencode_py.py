@@ -132,7 +132,10 @@ def find_collision(delimiter: bytes, data: Any) -> int:
 
 def _as_text(value: Any, what: str) -> str:
     if isinstance(value, str):
-        return value
+        # A subclass (markupsafe's Markup, say) may change what its methods
+        # do, replace() and encode() among them: its characters are taken
+        # as a plain str.
+        return value if type(value) is str else str.__getitem__(value, slice(None))
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             return bytes(value).decode("utf-8")

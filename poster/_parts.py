@@ -94,7 +94,9 @@ def body_size(parts: Iterable["Part"], delimiter: bytes) -> int:
 
 def _as_text(value: Any, what: str) -> str:
     if isinstance(value, str):
-        return value
+        # A subclass (markupsafe's Markup, say) may change what its methods
+        # do: its characters are taken as a plain str.
+        return value if type(value) is str else str.__getitem__(value, slice(None))
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
@@ -116,22 +118,40 @@ def _as_bytes(value: Any) -> bytes:
         raise ValueError(f"value cannot be encoded as UTF-8 ({exc.reason})") from None
 
 
-def _check_binary_file(fileobj: Any) -> None:
+def _check_binary_file(fileobj: Any, start: Optional[int]) -> None:
+    """Refuse what is not a binary file object; ``start`` is its position now.
+
+    An object of a binary ``io`` type is binary; another is asked for
+    ``read(0)``, and put back at ``start`` should that have read something.
+    """
     if not callable(getattr(fileobj, "read", None)):
         raise TypeError(
             f"fileobj must be a binary file-like object with read(), not {type(fileobj).__name__}"
         )
+    if isinstance(fileobj, (io.BufferedIOBase, io.RawIOBase)):
+        return
     text = isinstance(fileobj, io.TextIOBase)
     if not text:
         try:
             text = isinstance(fileobj.read(0), str)
         except Exception:
             text = False
+        if start is not None and tell_or_none(fileobj) != start:
+            fileobj.seek(start)  # a read(0) that read: undone
     if text:
         raise TypeError(
             "fileobj is a text stream; open the file in binary mode ('rb') "
             "or wrap the data in io.BytesIO"
         )
+
+
+def _is_its_descriptor(fileobj: Any) -> bool:
+    """Whether ``fileobj``'s bytes are those of its descriptor (not of a
+    compressor, an archive member or another wrapper)."""
+    kind = type(fileobj)
+    if kind is io.FileIO:
+        return True
+    return kind in (io.BufferedReader, io.BufferedRandom) and type(fileobj.raw) is io.FileIO
 
 
 def tell_or_none(fileobj: Any) -> Optional[int]:
@@ -147,10 +167,12 @@ def tell_or_none(fileobj: Any) -> Optional[int]:
 
 def _remaining_size(fileobj: Any, start: Optional[int]) -> int:
     """Bytes from ``start`` to the end of ``fileobj``, without reading them."""
-    try:
-        st = os.fstat(fileobj.fileno())
-    except (OSError, AttributeError, ValueError, TypeError, io.UnsupportedOperation):
-        st = None
+    st = None
+    if _is_its_descriptor(fileobj):
+        try:
+            st = os.fstat(fileobj.fileno())
+        except (OSError, ValueError):
+            pass
     if st is not None and stat.S_ISREG(st.st_mode) and start is not None:
         return max(0, st.st_size - start)
     if start is not None:
@@ -291,8 +313,8 @@ class MultipartParam:
         self._size_given = filesize is not None
         self._source = None
         if fileobj is not None:
-            _check_binary_file(fileobj)
             start = tell_or_none(fileobj)
+            _check_binary_file(fileobj, start)
             if filesize is None:
                 self._filesize = _remaining_size(fileobj, start)
             self._source = source_for(fileobj, start)
@@ -369,7 +391,7 @@ class MultipartParam:
             elif hasattr(value, "read"):
                 path = getattr(value, "name", None)
                 # The base name only: a full local path is nobody else's business.
-                filename = os.path.basename(path) if isinstance(path, str) else None
+                filename = _sendable_filename(path) if isinstance(path, str) else None
                 filetype = mimetypes.guess_type(filename)[0] if filename else None
                 result.append(cls(name, filename=filename, filetype=filetype, fileobj=value, style=style))
             else:

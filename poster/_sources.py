@@ -109,7 +109,9 @@ class PathSource:
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.path, flags)
-        except OSError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            # Gone from its path.  Other errors (no descriptor left, a mode
+            # changed) are the system's, and propagate as they are.
             raise SourceChangedError(
                 f"{label}: {os.fsdecode(self.path)!r} cannot be opened any more "
                 f"({exc.strerror}); make the param again"
@@ -252,8 +254,9 @@ class StreamSource:
         """Put the object back where the content starts; a non-seekable one
         that was read cannot be (``ValueError``)."""
         if self.start is not None:
-            if self._holder is None:
-                self.fileobj.seek(self.start)
+            with self._lock:  # not under a body that is reading it
+                if self._holder is None:
+                    self.fileobj.seek(self.start)
             return
         if self._used:
             raise NotReplayableError(

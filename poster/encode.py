@@ -146,12 +146,14 @@ def multipart_encode(
     """
     check_style(style)
     check_blocksize(blocksize)
-    quoted = quote_boundary(gen_boundary() if boundary is None else boundary)
+    if boundary is None:
+        boundary = gen_boundary()
+    quoted = quote_boundary(boundary)
     if cb is None:
         parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
-    body = MultipartBody(parts, quoted, cb, blocksize)
+    body = MultipartBody(parts, boundary, cb, blocksize)
     headers = {
         "Content-Type": f"multipart/form-data; boundary={quoted}",
         "Content-Length": str(body.total),

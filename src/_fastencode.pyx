@@ -329,7 +329,8 @@ cdef bytes ascii_bytes(object text):
 
 cdef object as_text(object value, str what):
     if isinstance(value, str):
-        return value
+        # A subclass may change what its methods do: see the twin.
+        return value if type(value) is str else str.__getitem__(value, slice(None))
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             return bytes(value).decode("utf-8")
@@ -423,7 +424,7 @@ def render_part_headers(name, filename=None, filetype=None, html5=False):
     send.  ``name``, ``filename`` and ``filetype`` are ``str`` or UTF-8
     ``bytes``; ``filename`` and ``filetype`` may be ``None``.
     """
-    # str subclasses are kept as they are, as in the twin.
+    # str subclasses are taken as plain str (as_text), as in the twin.
     cdef object name_text = as_text(name, "name")
     cdef object filename_text = None
     cdef bytes ctype = None

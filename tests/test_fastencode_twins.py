@@ -197,11 +197,11 @@ class Part:
     """What render_value_parts reads from a MultipartParam."""
 
     def __init__(self, value, headers):
-        self.value = value
+        self._value = value
         self._headers = headers
 
     def __repr__(self):
-        return f"Part({self.value!r}, {self._headers!r})"
+        return f"Part({self._value!r}, {self._headers!r})"
 
 
 part_values = st.none() | st.binary(max_size=60) | st.sampled_from(
@@ -222,11 +222,11 @@ def test_render_value_parts_agree(values, start, limit, delimiter):
     if result[0] == "ok" and start >= 0:
         rendered, stop, collision = result[1]
         expected = b"".join(
-            delimiter + b"\r\n" + p._headers + p.value + b"\r\n" for p in params[start:stop]
+            delimiter + b"\r\n" + p._headers + p._value + b"\r\n" for p in params[start:stop]
         )
         assert rendered == expected
         if collision:
-            assert reference.find_collision(delimiter, params[stop].value) >= 0
+            assert reference.find_collision(delimiter, params[stop]._value) >= 0
 
 
 @pytest.mark.parametrize("args", [

@@ -460,3 +460,243 @@ def test_a_body_shared_across_threads_is_not_needed_to_share_params(tmp_path):
     for thread in threads:
         thread.join(60)
     assert results == [expected] * 40
+
+
+# -- found by trying to break it --------------------------------------------------------------
+
+class SlowFile(io.RawIOBase):
+    """A file object whose reads take a while (a network file)."""
+
+    def __init__(self, data, delay=0.05):
+        self._data = io.BytesIO(data)
+        self._delay = delay
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, *args):
+        return self._data.seek(*args)
+
+    def tell(self):
+        return self._data.tell()
+
+    def readinto(self, buffer):
+        time.sleep(self._delay)
+        return self._data.readinto(buffer)
+
+
+def test_a_timed_out_async_step_hands_its_block_to_the_next():
+    data = os.urandom(16 * 1024)
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=SlowFile(data), filesize=len(data))],
+                                        BOUNDARY, blocksize=1024)
+
+    async def send():
+        blocks = []
+        it = aiter(datagen)
+        blocks.append(await anext(it))
+        with pytest.raises(asyncio.TimeoutError):  # a per-block timeout, as send loops have
+            await asyncio.wait_for(anext(it), 0.01)
+        async for block in it:  # the same iteration goes on
+            blocks.append(block)
+        return b"".join(blocks)
+
+    body = asyncio.run(send())
+    assert len(body) == int(headers["Content-Length"]) == datagen.tell()
+    assert content_of(body, "f") == data
+
+
+def test_a_new_async_iteration_of_a_body_under_way_is_refused():
+    datagen, _ = multipart_encode([("a", "b" * 5000)], BOUNDARY, blocksize=1024)
+
+    async def twice():
+        it = aiter(datagen)
+        await anext(it)
+        with pytest.raises(BodyConsumedError):
+            aiter(datagen)
+
+    asyncio.run(twice())
+
+
+def test_reset_during_a_loop_stops_that_loop():
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(os.urandom(50_000)))],
+                                        BOUNDARY, blocksize=1024)
+    with pytest.raises(BodyConsumedError, match="reset while it was being iterated"):
+        for index, _ in enumerate(datagen):
+            if index == 3:
+                datagen.seek(0)
+    assert len(b"".join(datagen)) == int(headers["Content-Length"])  # a new loop sends it whole
+
+
+def test_reset_during_an_async_loop_stops_that_loop():
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(os.urandom(50_000)))],
+                                        BOUNDARY, blocksize=1024)
+
+    async def loop():
+        count = 0
+        async for _ in datagen:
+            count += 1
+            if count == 3:
+                datagen.reset()
+
+    with pytest.raises(BodyConsumedError):
+        asyncio.run(loop())
+
+
+def test_a_retry_after_an_async_timeout_sends_the_whole_body():
+    data = os.urandom(8 * 1024)
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=SlowFile(data, 0.03), filesize=len(data))],
+                                        BOUNDARY, blocksize=1024)
+
+    async def consume():
+        return b"".join([block async for block in datagen])
+
+    async def timed_out_then_again():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(consume(), 0.1)
+        datagen.reset()  # waits for the step still reading in its thread
+        return await consume()
+
+    body = asyncio.run(timed_out_then_again())
+    assert content_of(body, "f") == data and len(body) == int(headers["Content-Length"])
+
+
+@pytest.mark.parametrize("boundary", ["x\r\nX-Injected: 1", "form/data", b"bytes-boundary", "a b"])
+def test_a_body_made_directly_quotes_its_boundary_as_multipart_encode(boundary):
+    from poster.encode import MultipartBody, multipart_yielder
+
+    params = [MultipartParam("field", "value")]
+    for make in (MultipartBody, multipart_yielder):
+        body = b"".join(make(params, boundary))
+        assert body == b"".join(multipart_encode(params, boundary)[0])
+        assert len(body) == int(get_headers(params, boundary)["Content-Length"])
+        assert b"\r\nX-Injected" not in body
+    for bad in ("", "z" * 100, 'q"q'):
+        with pytest.raises(ValueError, match="boundary"):
+            MultipartBody(params, bad)
+
+
+def test_running_out_of_descriptors_is_the_systems_error(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path / "f.bin", b"data")
+    script = f"""
+import os, resource, errno
+from poster.encode import MultipartParam, multipart_encode, SourceChangedError
+param = MultipartParam.from_file("f", {str(path)!r})
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open({str(path)!r}, os.O_RDONLY))
+except OSError:
+    pass
+try:
+    b"".join(multipart_encode([param], "b")[0])
+except SourceChangedError:
+    raise SystemExit("changed")
+except OSError as exc:
+    raise SystemExit(0 if exc.errno == errno.EMFILE else f"errno {{exc.errno}}")
+raise SystemExit("no error")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("style", ["poster", "html5"])
+def test_an_open_file_whose_name_is_not_utf8_gets_percent_escapes(tmp_path, style):
+    path = os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")
+    with open(path, "wb") as f:
+        f.write(b"data")
+    with open(os.fsdecode(path), "rb") as f:
+        body = b"".join(multipart_encode([("f", f)], BOUNDARY, style=style)[0])
+    assert b'filename="caf%E9.txt"' in body
+
+
+def test_a_read_0_that_reads_does_not_lose_the_content():
+    class Greedy:
+        """read(n <= 0) reads the rest, as some wrappers do."""
+
+        def __init__(self, data):
+            self._data = io.BytesIO(data)
+
+        def read(self, size=-1):
+            return self._data.read(None if size <= 0 else size)
+
+        def seek(self, *args):
+            return self._data.seek(*args)
+
+        def tell(self):
+            return self._data.tell()
+
+    data = os.urandom(5000)
+    body = b"".join(multipart_encode([MultipartParam("f", fileobj=Greedy(data))], BOUNDARY)[0])
+    assert content_of(body, "f") == data
+
+
+@pytest.mark.parametrize("module", ["gzip", "bz2", "lzma"])
+def test_a_compressed_file_object_is_measured_by_what_it_reads(tmp_path, module):
+    import importlib
+
+    opener = importlib.import_module(module).open
+    data = os.urandom(1000) * 140
+    path = tmp_path / f"data.{module}"
+    with opener(path, "wb") as f:
+        f.write(data)
+    with opener(path, "rb") as f:
+        try:
+            param = MultipartParam("f", fileobj=f, filename="data.bin")
+        except ValueError as exc:  # it cannot say its size: said now, not mid-upload
+            assert "filesize=" in str(exc)
+            return
+        assert param.filesize == len(data)
+        body = b"".join(multipart_encode([param], BOUNDARY)[0])
+    assert content_of(body, "f") == data
+
+
+def test_str_subclasses_give_the_bytes_of_plain_str():
+    class Sneaky(str):
+        def replace(self, *args):
+            return "x\r\nX-Injected: 1"
+
+        def encode(self, *args, **kwargs):
+            return b"x\r\nX-Injected: 1"
+
+        def __str__(self):
+            return "x\r\nX-Injected: 1"
+
+    for style in ("poster", "html5"):
+        sneaky = MultipartParam(Sneaky('a\\b"c'), b"v", filename=Sneaky('f\\"'),
+                                filetype=Sneaky("text/plain"), style=style)
+        plain = MultipartParam('a\\b"c', b"v", filename='f\\"', filetype="text/plain", style=style)
+        assert sneaky.encode(BOUNDARY) == plain.encode(BOUNDARY)
+        assert b"X-Injected" not in sneaky.encode(BOUNDARY)
+
+
+def test_reset_of_one_body_never_rewinds_another_reading_the_same_object():
+    data = bytes(range(65, 91)) * 4000
+
+    class RemoteFile(io.BytesIO):
+        def seek(self, *args):
+            if threading.current_thread().name == "retry":
+                time.sleep(0.05)  # a slow seek widens the window
+            return super().seek(*args)
+
+    param = MultipartParam("f", fileobj=RemoteFile(data), filesize=len(data))
+    expected = b"".join(multipart_encode([param], "bnd", blocksize=1024)[0])
+    body_a, _ = multipart_encode([param], "bnd", blocksize=1024)
+    body_b, _ = multipart_encode([param], "bnd", blocksize=1024)
+    retry = threading.Thread(target=body_a.reset, name="retry")
+    retry.start()
+    time.sleep(0.01)
+    blocks = []
+    try:
+        blocks += [next(body_b) for _ in range(4)]
+        retry.join()
+        blocks += list(body_b)
+    except SourceInUseError:
+        return  # refused: fine; sending other bytes is not
+    assert b"".join(blocks) == expected

@@ -18,9 +18,15 @@ content is read block by block when the body is iterated, never all at once.
 
 Two header styles exist.  ``style="poster"`` (the default) gives the bytes
 poster 0.8.1 gave: non-ASCII names as RFC 2047 encoded words, non-ASCII
-filenames as ``&#NNNN;`` references, ``"`` in a filename as ``\\"``.
-``style="html5"`` gives what browsers send: UTF-8 as is, with ``"``, CR and LF
-in names and filenames written ``%22``, ``%0D`` and ``%0A``.
+filenames as ``&#NNNN;`` references.  ``style="html5"`` gives what browsers
+send: UTF-8 as is, with ``"``, CR and LF in names and filenames written
+``%22``, ``%0D`` and ``%0A``.  In neither style is a backslash ever written
+inside a quoted value (the README's "Header styles" gives each spelling), so
+no name or filename can change another header parameter.
+
+The modules behind this one: ``_parts`` (the part model), ``_sources``
+(where a file part's content comes from), ``_body`` (the body), ``_send``
+(sockets) and :mod:`poster.errors`.
 """
 
 from __future__ import annotations

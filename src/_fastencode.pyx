@@ -674,6 +674,8 @@ def write_text_pairs(pairs, delimiter, html5, size):
     cdef Py_ssize_t name_size
     cdef object pair, name, value, encoded, headers, header_end
     cdef char *out
+    cdef const char *lead_data
+    cdef Py_ssize_t lead_size, end_size
     cdef int charset
     check_delimiter(delimiter)
     if not isinstance(pairs, list):
@@ -687,6 +689,12 @@ def write_text_pairs(pairs, delimiter, html5, size):
     charset = HTML5_PLAIN if html5 else POSTER_NAME_PLAIN
     header_end = TEXT_HEADER_END_HTML5 if html5 else TEXT_HEADER_END_POSTER
     dlen = PyBytes_GET_SIZE(delimiter)
+    # What every part starts with: its delimiter line, then (for a name
+    # that needs no escaping) the start of its header, in one copy.
+    lead = delimiter + b"\r\n" + TEXT_HEADER_START
+    lead_data = PyBytes_AS_STRING(lead)
+    lead_size = PyBytes_GET_SIZE(lead)
+    end_size = PyBytes_GET_SIZE(header_end)
     rendered = PyBytes_FromStringAndSize(NULL, total)
     out = PyBytes_AS_STRING(rendered)
     index = 0
@@ -721,17 +729,16 @@ def write_text_pairs(pairs, delimiter, html5, size):
             part_size = dlen + 2 + PyBytes_GET_SIZE(headers) + value_size + 2
         if part_size > total - at:
             raise ValueError(f"the pairs render to more than the {total} bytes measured")
-        memcpy(out + at, PyBytes_AS_STRING(delimiter), dlen)
-        memcpy(out + at + dlen, b"\r\n", 2)
-        at += dlen + 2
         if headers is None:
-            memcpy(out + at, PyBytes_AS_STRING(TEXT_HEADER_START), PyBytes_GET_SIZE(TEXT_HEADER_START))
-            at += PyBytes_GET_SIZE(TEXT_HEADER_START)
+            memcpy(out + at, lead_data, lead_size)
+            at += lead_size
             memcpy(out + at, name_data, name_size)
             at += name_size
-            memcpy(out + at, PyBytes_AS_STRING(header_end), PyBytes_GET_SIZE(header_end))
-            at += PyBytes_GET_SIZE(header_end)
+            memcpy(out + at, PyBytes_AS_STRING(header_end), end_size)
+            at += end_size
         else:
+            memcpy(out + at, lead_data, dlen + 2)
+            at += dlen + 2
             memcpy(out + at, PyBytes_AS_STRING(headers), PyBytes_GET_SIZE(headers))
             at += PyBytes_GET_SIZE(headers)
         memcpy(out + at, value_data, value_size)

@@ -204,6 +204,44 @@ def _sendable_filename(path: Union[str, bytes]) -> str:
     )
 
 
+#: The characters of an RFC 7230 token (a header name).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+#: Headers a part's own arguments write: not to be given in ``headers=``.
+_OWN_HEADERS = {"content-disposition": "name/filename", "content-type": "filetype", "content-length": None}
+
+
+def _header_lines(headers: Any) -> Tuple[Tuple[str, str], ...]:
+    """``headers`` (a mapping or pairs) as checked ``(name, value)`` pairs, in order."""
+    if headers is None:
+        return ()
+    items = headers.items() if hasattr(headers, "items") else headers
+    lines = []
+    for item in items:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise TypeError(f"headers must be a mapping or (name, value) pairs, got {item!r}") from None
+        name, value = _as_text(name, "header name"), _as_text(value, "header value")
+        if not name or not set(name) <= _TOKEN:
+            raise ValueError(f"header name {name!r} is not an RFC 7230 token (letters, digits, -, ...)")
+        own = name.lower()
+        if own in _OWN_HEADERS:
+            use = _OWN_HEADERS[own]
+            raise ValueError(
+                f"{name} cannot be given in headers="
+                + (f"; it is written from the part's {use}" if use else "; poster writes no part lengths")
+            )
+        bad = next((c for c in value if c in "\r\n\x00" or (c < " " and c != "\t") or c == "\x7f"), None)
+        if bad is not None:
+            raise ValueError(
+                f"the value of header {name!r} holds the control character {bad!r}; "
+                "a header value is one line of text"
+            )
+        lines.append((name, value))
+    return tuple(lines)
+
+
 def _frozen(name: str) -> property:
     slot = "_" + name
 
@@ -246,12 +284,16 @@ class MultipartParam:
     bytes of this part produced so far and the part's total size.
 
     ``style`` is ``"poster"`` (poster 0.8.1's header bytes) or ``"html5"``
-    (what browsers send).
+    (what browsers send).  ``headers`` (a mapping or ``(name, value)``
+    pairs, order kept) adds header lines of the part's own, such as
+    ``Content-ID``: names are RFC 7230 tokens, values single lines of text;
+    ``Content-Disposition``, ``Content-Type`` and ``Content-Length`` are
+    refused there (use ``name``, ``filename``, ``filetype``).
     """
 
     __slots__ = (
         "_name", "_value", "_filename", "_filetype", "_filesize", "_fileobj", "_style",
-        "_headers", "_source", "_size_given", "cb",
+        "_extra_headers", "_headers", "_source", "_size_given", "cb",
     )
 
     name = _frozen("name")
@@ -261,6 +303,7 @@ class MultipartParam:
     filesize = _frozen("filesize")
     fileobj = _frozen("fileobj")
     style = _frozen("style")
+    headers = _frozen("extra_headers")
 
     _name: str
     _value: Optional[bytes]
@@ -284,6 +327,7 @@ class MultipartParam:
         cb: Optional[Callback] = None,
         *,
         style: str = "poster",
+        headers: Any = None,
     ) -> None:
         check_style(style)
         if value is not None and fileobj is not None:
@@ -300,6 +344,13 @@ class MultipartParam:
         self._headers = _backend.impl.render_part_headers(
             self._name, self._filename, self._filetype, style == "html5"
         )
+        self._extra_headers = _header_lines(headers) if headers is not None else ()
+        if self._extra_headers:
+            # Its own lines go after Content-Disposition and Content-Type,
+            # before the blank line that ends the headers.
+            self._headers = self._headers[:-2] + b"".join(
+                f"{name}: {value}\r\n".encode("utf-8") for name, value in self._extra_headers
+            ) + b"\r\n"
         if filesize is not None:
             if isinstance(filesize, bool) or not isinstance(filesize, int):
                 raise TypeError(f"filesize must be an int, not {type(filesize).__name__}")
@@ -328,6 +379,7 @@ class MultipartParam:
         filename: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"],
         *,
         style: str = "poster",
+        headers: Any = None,
     ) -> "MultipartParam":
         """A file part for the file at ``filename`` (a path or ``os.PathLike``).
 
@@ -352,6 +404,7 @@ class MultipartParam:
             filetype=mimetypes.guess_type(basename)[0],
             filesize=st.st_size,
             style=style,
+            headers=headers,
         )
         param._source = PathSource(path, st)
         param._size_given = False
@@ -402,7 +455,8 @@ class MultipartParam:
 
     def _identity(self) -> Tuple[Any, ...]:
         source: Any = self._source.path if isinstance(self._source, PathSource) else self._fileobj
-        return (self._name, self._value, self._filename, self._filetype, self._filesize, source)
+        return (self._name, self._value, self._filename, self._filetype, self._filesize, source,
+                self._extra_headers)
 
     def _sort_key(self) -> Tuple[Any, ...]:
         return (

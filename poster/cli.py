@@ -153,6 +153,7 @@ class FormField:
     data: str
     filename: Optional[str] = None
     filetype: Optional[str] = None
+    headers: Tuple[Tuple[str, str], ...] = ()
 
 
 def _read_word(text: str, pos: int, stops: str) -> Tuple[str, int]:
@@ -252,13 +253,18 @@ def parse_form_field(spec: str) -> FormField:
     try:
         data, pos = _read_word(rest, 0, stops)
         attributes: dict[str, str] = {}
+        part_headers: List[Tuple[str, str]] = []
         while pos < len(rest):
             if rest[pos] == ",":
                 raise CommandError("one file per -F; repeat -F name=@file for each file")
             key, eq, _ = rest[pos + 1:].lstrip(" \t").partition("=")
             key = key.strip().lower()
             if key == "headers" and eq:
-                raise CommandError("headers= is not supported yet; -H sets request headers")
+                # Repeatable, as curl: headers="X-A: 1" or headers=@file.
+                start = rest.index("=", pos) + 1
+                value, pos = _read_word(rest, start, ";")
+                part_headers += _part_headers(value)
+                continue
             if not eq or key not in _KNOWN_ATTRIBUTES:
                 raise CommandError(
                     f"unknown attribute {rest[pos + 1:].strip()!r} (known: type=, filename=); "
@@ -280,7 +286,28 @@ def parse_form_field(spec: str) -> FormField:
         raise CommandError(f"-F {spec!r}: no file name after {'@' if source == 'file' else '<'}")
     if source == "file-content" and "filename" in attributes:
         raise CommandError(f"-F {spec!r}: filename= goes with name=@file, not name=<file")
-    return FormField(spec, name, source, data, attributes.get("filename"), filetype)
+    return FormField(spec, name, source, data, attributes.get("filename"), filetype, tuple(part_headers))
+
+
+def _part_headers(value: str) -> List[Tuple[str, str]]:
+    """``headers=`` of one part: ``"Name: value"``, or ``@file`` with one per line."""
+    if value.startswith("@"):
+        try:
+            with open(value[1:], "r", encoding="utf-8") as f:
+                lines = [line.rstrip("\r\n") for line in f]
+        except OSError as exc:
+            raise CommandError(f"cannot read the headers file {value[1:]!r}: {exc.strerror or exc}") from None
+    else:
+        lines = [value]
+    pairs = []
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        header, colon, text = line.partition(":")
+        if not colon or not header.strip():
+            raise CommandError(f"headers={line!r} is not 'Name: value'")
+        pairs.append((header.strip(), text.strip(" \t")))
+    return pairs
 
 
 def parse_form_string(spec: str) -> FormField:
@@ -646,15 +673,16 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> M
         # os.fsencode gives back the very bytes of the argument.
         return MultipartParam(
             field.name, os.fsencode(field.data), filename=field.filename,
-            filetype=field.filetype, style=style,
+            filetype=field.filetype, style=style, headers=field.headers,
         )
     if field.source == "file-content":
         fileobj = _open_file(field.data, stack)
-        return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style)
+        return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style,
+                              headers=field.headers)
     if (field.data != "-" and field.filename is None and field.filetype is None
             and _is_regular(field.data)):
         # Opened only when its part is sent, closed right after.
-        return MultipartParam.from_file(field.name, field.data, style=style)
+        return MultipartParam.from_file(field.name, field.data, style=style, headers=field.headers)
     fileobj = _open_file(field.data, stack)
     default_name = "-" if field.data == "-" else os.path.basename(field.data)
     filename = default_name if field.filename is None else field.filename
@@ -662,7 +690,8 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> M
     if filetype is None and field.data != "-":
         filetype = mimetypes.guess_type(field.data)[0]
     return MultipartParam(
-        field.name, filename=filename, filetype=filetype, fileobj=fileobj, style=style
+        field.name, filename=filename, filetype=filetype, fileobj=fileobj, style=style,
+        headers=field.headers,
     )
 
 

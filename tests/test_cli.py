@@ -644,7 +644,7 @@ def test_large_body_hint_only_for_large_bodies(cli_env: Dict[str, str], tmp_path
     (["-F", "a=1", "-H", "@no-such-headers.txt"], "-H @no-such-headers.txt: file not found"),
     (["-F", "a=1", "-b", "cookies.txt"], "reading cookies from a file is not supported"),
     (["--form-string", "novalue"], "expected name=value"),
-    (["-F", "f=@x;headers=X-A: 1"], "headers= is not supported"),
+    (["-F", 'a=1;headers="X-A"'], "is not 'Name: value'"),
     (["-F", "f=@x;type=text/plain;charset"], "not a media type"),
     (["-F", "a=1", "-w", "%{nonsense}"], "unknown variable"),
     (["-F", "a=1", "--retry", "-1"], "--retry -1"),

@@ -240,8 +240,7 @@ class MultipartBody:
 
     @params.setter
     def params(self, params: Any) -> None:
-        self._params = self._params or _Params(())
-        self._params._refuse()
+        _Params._refuse(_Params())
 
     def __len__(self) -> int:
         return self.total

@@ -153,6 +153,7 @@ def test_params_appended_after_encoding_are_refused():
         datagen.params += [MultipartParam("late", "x")]
     with pytest.raises(BodyFrozenError):
         datagen.params = [MultipartParam("late", "x")]
+    assert [param.name for param in datagen.params] == ["a"]
     with pytest.raises(BodyFrozenError):
         datagen.params[0] = MultipartParam("a", "longer value")
     assert len(b"".join(datagen)) == int(headers["Content-Length"]) == len(datagen)
@@ -700,3 +701,20 @@ def test_reset_of_one_body_never_rewinds_another_reading_the_same_object():
     except SourceInUseError:
         return  # refused: fine; sending other bytes is not
     assert b"".join(blocks) == expected
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_urllib3_redirects_never_send_a_wrong_body(tmp_path, echo_server, code):
+    # urllib3's PoolManager follows a 307/308 without rewinding the body
+    # (only its retries rewind): the body says so instead of sending nothing.
+    import urllib3
+
+    datagen, headers, expected = sample_body(tmp_path)
+    token = uuid.uuid4().hex
+    target = f"{echo_server.url}/flaky/{token}?fail=0"
+    with pytest.raises(Exception) as info:
+        urllib3.request("POST", f"{echo_server.url}/redirect/{code}?to={target}", body=datagen,
+                        headers=headers, timeout=5)
+    chain = [info.value, info.value.__context__, info.value.__cause__]
+    assert any(isinstance(error, BodyConsumedError) for error in chain), chain
+    assert FLAKY_BODIES.get(token, []) == []  # no body reached the redirect's target

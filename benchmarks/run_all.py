@@ -30,8 +30,10 @@ OURS = "poster (cython)"
 
 # (case, peer) -> the least acceptable median ratio (peer time / our time).
 TARGETS = {
-    ("bigfile", "bare readinto"): 0.7,
-    ("bigfile", "httpx"): 1.5,
+    # httpx scans nothing and reads at 0.88-0.92 x a bare loop: 1.5 x httpx
+    # asked for 1.7 x the limit and is withdrawn for these two.
+    ("bigfile", "bare readinto"): 0.85,
+    ("bigfile", "httpx"): 0.95,
     ("bigfile", "requests-toolbelt"): 3.0,
     ("bigfile", "poster (python)"): 1.3,
     ("fields", "httpx"): 3.0,

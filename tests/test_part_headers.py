@@ -87,15 +87,14 @@ def raw_part_headers_app(request: Request) -> Response:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_headers_attribute_as_curl(tmp_path: Path, cli_env: Dict[str, str]) -> None:
-    import subprocess
+    from test_cli_curl import run_curl
 
     (tmp_path / "notes.txt").write_text("n")
     (tmp_path / "h.txt").write_text("X-From-File: 1\nX-Second: two words\n")
     args = ["-F", 'a=1;headers="X-A: 1"', "-F", "f=@notes.txt;headers=@h.txt",
             "-F", 'b=2;type=text/plain;headers="X-B: b";headers="X-C: c"']
     with serve(raw_part_headers_app) as server:
-        curl = subprocess.run(["curl", "-sS", server.url + "/", *args], cwd=tmp_path,
-                              capture_output=True, timeout=30)
+        curl = run_curl(server.url + "/", *args, cwd=tmp_path)
         ours = run_poster("upload", server.url + "/", *args, env=cli_env, cwd=tmp_path)
     assert curl.returncode == 0 and ours.returncode == 0, ours.stderr
     expected = [[["X-A", "1"]], [["X-From-File", "1"], ["X-Second", "two words"]], [["X-B", "b"], ["X-C", "c"]]]

@@ -406,6 +406,11 @@ _PATH_SAFE = "/:@!$&'()*+,;=%~"
 _QUERY_SAFE = _PATH_SAFE + "?[]"
 
 
+def _without_password(url: str) -> str:
+    """``url`` as an error may show it: a password in it written ``***``."""
+    return re.sub(r"(?<=://)([^/@]*?):[^/@]*@", r"\1:***@", url)
+
+
 def parse_url(url: str) -> Target:
     """Check and normalize an ``upload`` URL; a malformed one is a CommandError (exit 2).
 
@@ -414,7 +419,7 @@ def parse_url(url: str) -> Target:
     query is percent-encoded as UTF-8, a non-ASCII host name goes through IDNA.
     """
     def invalid(why: str) -> CommandError:
-        return CommandError(f"invalid URL {url!r}: {why}")
+        return CommandError(f"invalid URL {_without_password(url)!r}: {why}")
 
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise invalid("it holds a control character")
@@ -1109,7 +1114,13 @@ def _transfer(
             new_target = parse_url(where)
         except CommandError:
             return reply, target, CommandError(
-                f"{said} points to {where!r}, which is no http(s) URL", EXIT_REDIRECT
+                f"{said} points to {_without_password(where)!r}, which is no http(s) URL", EXIT_REDIRECT
+            )
+        if target.url.startswith("https:") and new_target.url.startswith("http:"):
+            return reply, target, CommandError(
+                f"{said} points to {new_target.url}; not followed: it would send the upload "
+                "unencrypted (https to http)",
+                EXIT_REDIRECT,
             )
         _copy_body(reply, None, target.url)
         transfer.num_redirects += 1
@@ -1143,6 +1154,9 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
     for text in args.header:
         header_texts += _read_header_file(text[1:]) if text.startswith("@") else [text]
     custom = [parse_header(text) for text in header_texts]
+    for option, text in (("-A", args.user_agent), ("-e", args.referer), *(("-b", c) for c in args.cookie)):
+        if text is not None and any(ch in text for ch in "\r\n\x00"):
+            raise CommandError(f"{option} {text!r}: a header value cannot hold a line break or NUL")
     for cookie in args.cookie:
         if "=" not in cookie:
             raise CommandError(

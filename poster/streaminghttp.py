@@ -698,6 +698,13 @@ class StreamingHTTPRedirectHandler(urllib.request.HTTPRedirectHandler):
         if same_request:
             data = req.data
             new_method = method
+            if data is not None and _origin(newurl)[0] not in ("http", "https"):
+                raise urllib.error.HTTPError(
+                    req.full_url, code,
+                    f"{msg} (not followed: a {code} redirect to {_origin(newurl)[0] or 'no'} "
+                    f"scheme cannot carry the {method} and its body, to {newurl})",
+                    headers, fp,
+                )
             if (
                 data is not None
                 and _origin(req.full_url)[0] == "https"

@@ -669,3 +669,27 @@ def test_missing_extras_hint_names_the_distribution() -> None:
     from poster.cli import INSTALL_HINT
 
     assert "poster-py3[cli]" in INSTALL_HINT and ".[cli]" in INSTALL_HINT
+
+
+def test_a_redirect_from_https_to_http_is_not_followed(tls_echo_server: Any, echo_server: Any, trustme_ca: Any,
+                                                         cli_env: Dict[str, str], tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    trustme_ca.cert_pem.write_to_path(str(ca))
+    url = f"{tls_echo_server.url}/redirect/307?to={echo_server.url}/landed"
+    result = run_poster("upload", url, "-L", "--cacert", str(ca), "-F", "secret=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 7
+    assert "unencrypted" in error_line(result)
+
+
+def test_an_invalid_url_error_does_not_show_the_password(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run_poster("upload", "http://user:s3cr3t@127.0.0.1:99999/", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert b"s3cr3t" not in result.stderr and "invalid URL" in error_line(result)
+
+
+@pytest.mark.parametrize("option", ["-A", "-e", "-b"])
+def test_a_line_break_in_a_header_option_is_a_usage_error(option: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    value = "k=x\r\nX-Injected: 1" if option == "-b" else "x\r\n X-Fold: 1"
+    result = run_poster("upload", "http://127.0.0.1:9/", option, value, "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "line break" in error_line(result)

@@ -329,3 +329,13 @@ def test_file_body_of_another_length_over_tls_never_completes(
         [record] = raw.wait(1)
     assert record.content_length == announced
     assert record.body_bytes < announced
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_a_redirect_to_another_scheme_is_never_followed_with_the_body(echo_server, code):
+    body, headers = multipart_encode([("a", "b")])
+    url = f"{echo_server.url}/redirect/{code}?to=ftp://127.0.0.1:9/answer.txt"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener_for().open(urllib.request.Request(url, body, headers), timeout=10)
+    assert info.value.code == code and "ftp" in str(info.value) and "not followed" in str(info.value)
+    info.value.close()

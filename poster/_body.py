@@ -306,11 +306,39 @@ class MultipartBody:
             self._blocks = self._generate()
         return self._blocks
 
-    def __iter__(self) -> "MultipartBody":
+    def __iter__(self) -> Iterator[bytes]:
         if self._blocks is None and (self._ended or self._sent):
             raise self._consumed_error()
         self._interrupted = False  # a new loop: a reset before it is its start
-        return self
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[bytes]:
+        """A loop over the body (what ``for`` gets): the walk's blocks, counted.
+
+        A generator of its own rather than ``__next__`` calls: a big file is
+        thousands of blocks, and every Python call a block costs is time the
+        GIL is held (two threads uploading at once feel it most).
+        """
+        with self._lock:
+            blocks = self._running()
+        try:
+            for block in blocks:
+                if self._blocks is not blocks:  # reset since this loop began
+                    raise self._consumed_error()
+                self._sent += len(block)
+                yield block
+        except GeneratorExit:
+            raise  # a loop left early: the walk stays where it is, for the next
+        except BaseException:
+            if self._blocks is blocks:
+                self._blocks = None
+                self._ended = True
+            raise
+        if self._blocks is blocks:
+            self._blocks = None
+            self._ended = True
+        elif self._interrupted:
+            raise self._consumed_error()
 
     def __next__(self) -> bytes:
         with self._lock:

@@ -718,3 +718,17 @@ def test_urllib3_redirects_never_send_a_wrong_body(tmp_path, echo_server, code):
     chain = [info.value, info.value.__context__, info.value.__cause__]
     assert any(isinstance(error, BodyConsumedError) for error in chain), chain
     assert FLAKY_BODIES.get(token, []) == []  # no body reached the redirect's target
+
+
+def test_a_loop_left_early_is_taken_up_by_the_next():
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(os.urandom(20_000)))],
+                                        BOUNDARY, blocksize=1024)
+    first = next(iter(datagen))
+    second = next(datagen)
+    rest = []
+    for block in datagen:
+        rest.append(block)
+        break
+    rest += list(datagen)
+    body = first + second + b"".join(rest)
+    assert len(body) == int(headers["Content-Length"]) == datagen.tell()

@@ -62,6 +62,7 @@ def walk(
     param's own ``cb`` counts its part.
     """
     delimiter_line = delimiter + b"\r\n"
+    write_text_pairs = _backend.impl.write_text_pairs
     current = 0
     pending: List[bytes] = []
     pending_size = 0
@@ -73,7 +74,7 @@ def walk(
                 yield b"".join(pending)
                 pending.clear()
                 pending_size = 0
-            pending.append(param.render(delimiter))
+            pending.append(write_text_pairs(param.pairs, delimiter, param.html5, param.length))
             pending_size += param.length
             current += param.length
             index += 1

@@ -549,14 +549,14 @@ class TextRun:
     :func:`poster.encode.multipart_encode` keeps runs of plain text fields
     this way, so that thousands of small fields do not each become a
     :class:`MultipartParam`: the hot path measured them and checked them for
-    the boundary (``measure_text_pairs``), and :meth:`render` writes them
+    the boundary (``measure_text_pairs``), and the body's walk writes them
     (``write_text_pairs``) block by block as the body is sent, as the params
     would give them.  A body thus holds no rendered copy of its fields.  The
     pairs hold only ``str`` and ``bytes``, which cannot change.  The params
     are made from ``pairs`` only when asked for (:meth:`to_params`).
     """
 
-    __slots__ = ("pairs", "style", "length")
+    __slots__ = ("pairs", "style", "html5", "length")
 
     #: No value of its own: render_value_parts stops before a run, as it
     #: stops before a file part.
@@ -565,14 +565,11 @@ class TextRun:
     def __init__(self, pairs: List[Tuple[Any, Any]], style: str, length: int) -> None:
         self.pairs = pairs
         self.style = style
+        self.html5 = style == "html5"
         self.length = length
 
     def size(self, delimiter_length: int) -> int:
         return self.length
-
-    def render(self, delimiter: bytes) -> bytes:
-        """The run's bytes for ``delimiter``, the one it was measured for."""
-        return _backend.impl.write_text_pairs(self.pairs, delimiter, self.style == "html5", self.length)
 
     def to_params(self) -> List[MultipartParam]:
         return MultipartParam.from_params(self.pairs, style=self.style)
@@ -591,9 +588,10 @@ def parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: 
     items = list(params.items()) if hasattr(params, "items") else list(params)
     parts: List[Part] = []
     html5 = style == "html5"
+    measure_text_pairs = _backend.impl.measure_text_pairs
     index = 0
     while index < len(items):
-        length, stop = _backend.impl.measure_text_pairs(items, index, delimiter, html5, limit)
+        length, stop = measure_text_pairs(items, index, delimiter, html5, limit)
         if stop > index:
             parts.append(TextRun(items[index:stop], style, length))
         else:

@@ -607,3 +607,31 @@ def test_read_block_from_a_pipe_gathers_short_reads():
             assert read_block(twin)(reader, 4) == b"0123"
             assert read_block(twin)(reader, 100) == b"456789"
             assert read_block(twin)(reader, 100) == b""
+
+
+@given(
+    pairs=st.lists(text_pairs, max_size=12),
+    html5=st.booleans(),
+    delimiter=st.sampled_from([b"--b", b"--boundary"]),
+    off=st.sampled_from([0, 0, 0, -1, 1]),
+)
+def test_write_text_pairs_agree(pairs, html5, delimiter, off):
+    measured = same_everywhere("measure_text_pairs", pairs, 0, delimiter, html5, 10**6)
+    if measured[0] != "ok":
+        return
+    size, stop = measured[1]
+    run = pairs[:stop]
+    written = same_everywhere("write_text_pairs", run, delimiter, html5, size + off)
+    if off == 0:
+        assert written == ("ok", same_everywhere("render_text_pairs", run, 0, delimiter, html5, 10**6)[1][0])
+    else:
+        assert written[0] == "raised" and written[1] is ValueError
+
+
+@pytest.mark.parametrize("args", [
+    ((), b"--b", False, 0), ([("a", "b")], "--b", False, 10), ([("a", "b")], b"--b", False, "10"),
+    ([("a", "b")], b"--b", False, -1), ([["a", "b"]], b"--b", False, 10), ([(b"a", "b")], b"--b", False, 10),
+    ([("a", 1)], b"--b", False, 10), ([("a", "\ud800")], b"--b", False, 10), ([("a", "b")], b"", False, 10),
+], ids=repr)
+def test_write_text_pairs_argument_errors_agree(args):
+    assert same_everywhere("write_text_pairs", *args)[0] == "raised"

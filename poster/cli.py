@@ -110,6 +110,9 @@ DEFAULT_TIMEOUT = 120.0
 LARGE_BODY = 1024 * 1024
 #: ``--max-redirs`` when not given (curl's default).
 DEFAULT_MAX_REDIRS = 50
+#: The longest time in seconds an option takes (a week): a larger one, or
+#: inf, is no time a socket or sleep can wait.
+MAX_SECONDS = 7 * 24 * 3600.0
 #: Answers that ``--retry`` retries (curl's list).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: The longest wait between two tries, in seconds (curl's).
@@ -119,8 +122,10 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers poster writes itself, from the form.
 _OWN_HEADERS = {"content-type", "content-length", "transfer-encoding"}
 #: Headers not sent to another origin after a redirect.
-_CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+_CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization", "host"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+#: Control characters but the line feeds poster writes itself.
+_CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 class CommandError(Exception):
@@ -951,7 +956,9 @@ class Console:
         self.silent, self.show_error, self.verbose = silent, show_error, verbose
 
     def _write(self, text: str) -> None:
-        sys.stderr.write(text)
+        # What a server sent (a Location, a reason phrase) may hold escape
+        # sequences for the terminal: controls are shown, not obeyed.
+        sys.stderr.write(_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
         sys.stderr.flush()
 
     def error(self, message: str) -> None:
@@ -1021,7 +1028,7 @@ def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], attempt: int)
         return float(args.retry_delay)
     if reply is not None and reply.headers is not None:
         after = (reply.headers.get("Retry-After") or "").strip()
-        if after.isdigit():
+        if after.isascii() and after.isdigit():
             return min(float(after), MAX_RETRY_DELAY)
     return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY)
 
@@ -1340,8 +1347,10 @@ def _positive_number(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (at most {MAX_SECONDS:g})"
+        )
     return value
 
 
@@ -1350,8 +1359,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 to {MAX_SECONDS:g})")
     return value
 
 

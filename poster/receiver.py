@@ -442,7 +442,15 @@ class FormReceiver:
 
 
 def _announced_length(headers: Any, max_size: Optional[int]) -> Optional[int]:
-    """The body's length from the headers (``None`` when chunked), or a refusal."""
+    """The body's length from the headers (``None`` when chunked), or a refusal.
+
+    One framing only: two ``Content-Length`` or ``Transfer-Encoding`` lines
+    are refused, since a proxy in front might read the other one and take
+    the rest of the body for a request of its own.
+    """
+    for name in ("Transfer-Encoding", "Content-Length"):
+        if len(headers.get_all(name) or ()) > 1:
+            raise ReceiverError(HTTPStatus.BAD_REQUEST, f"{name} was sent more than once")
     transfer_encoding = headers.get("Transfer-Encoding")
     content_length = headers.get("Content-Length")
     if transfer_encoding is not None:
@@ -585,6 +593,10 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_PATCH = do_POST
 
     def do_GET(self) -> None:
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers:
+            # A body that is not read would be taken for the next request on
+            # the connection: answered, and the connection closed.
+            self.close_connection = True
         self._send_json(HTTPStatus.OK, {
             "receiver": f"poster {poster.__version__}",
             "usage": "POST or PUT a body here: the answer gives each multipart field's "

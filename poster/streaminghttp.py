@@ -122,10 +122,15 @@ class _StreamingConnectionMixin:
             _text(value).strip().lower() == "100-continue" for value in values
         ):
             self._expect_continue = True
-        elif name == "content-length" and len(values) == 1:
-            text = _text(values[0]).strip()
-            if text.isascii() and text.isdigit():
-                self._content_length = int(text)
+        elif name == "content-length":
+            text = _text(values[0]).strip() if len(values) == 1 else ""
+            if not (text.isascii() and text.isdigit()):
+                # A body is held to its length: one that cannot be read is refused.
+                raise ValueError(
+                    f"Content-Length {', '.join(_text(v) for v in values)!r} is not a "
+                    "number of bytes; nothing was sent"
+                )
+            self._content_length = int(text)
         super().putheader(header, *values)  # type: ignore[misc]
 
     def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:

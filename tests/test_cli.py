@@ -693,3 +693,37 @@ def test_a_line_break_in_a_header_option_is_a_usage_error(option: str, cli_env: 
     result = run_poster("upload", "http://127.0.0.1:9/", option, value, "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert result.returncode == 2
     assert "line break" in error_line(result)
+
+
+def test_a_custom_host_goes_to_the_first_origin_only(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    from servers import serve
+
+    with serve() as first, serve() as second:
+        other = f"http://localhost:{second.port}/landed"
+        result = run_poster("upload", f"{first.url}/redirect/307?to={other}", "-L", "-H", "Host: internal.example",
+                            "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["headers"]["Host"] == f"localhost:{second.port}"
+
+
+def test_what_a_server_says_is_shown_without_its_escape_sequences(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    from rawservers import RawServer, read_body, respond
+
+    def answer(conn: Any, record: Any) -> None:
+        read_body(conn, record)
+        respond(conn, "302 Found\x1b]0;owned\x07", extra="Location: /x\x1b[2J\x07\r\n")
+
+    with RawServer(answer) as server:
+        result = run_poster("upload", server.url + "/", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert b"points to" in result.stderr
+    assert b"\x1b" not in result.stderr and b"\x07" not in result.stderr
+    assert b"\\x1b" in result.stderr  # shown, not obeyed
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--retry-delay"])
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300"])
+def test_endless_times_are_usage_errors(option: str, value: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run_poster("upload", "http://127.0.0.1:9/", option, value, "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr

@@ -339,3 +339,16 @@ def test_a_redirect_to_another_scheme_is_never_followed_with_the_body(echo_serve
         opener_for().open(urllib.request.Request(url, body, headers), timeout=10)
     assert info.value.code == code and "ftp" in str(info.value) and "not followed" in str(info.value)
     info.value.close()
+
+
+@pytest.mark.parametrize("length", ["-1", "0x0a", "abc", "1 2"])
+def test_a_file_body_with_a_length_that_is_no_number_is_refused(tmp_path, length):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10)
+    with RawServer(counting()) as raw, open(path, "rb") as f:
+        conn = StreamingHTTPConnection("127.0.0.1", raw.port, timeout=5)
+        with pytest.raises(ValueError, match="not a number of bytes"):
+            conn.request("PUT", "/", f, {"Content-Length": length})
+        conn.close()
+        time.sleep(0.1)
+        assert sum(record.body_bytes for record in raw.connections) == 0

@@ -392,3 +392,30 @@ def test_save_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, where: str) ->
     assert "Not a directory" in lines[0]
     assert result.stdout == b""
     assert path.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: 0\r\nContent-Length: 39\r\n",
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+], ids=["two lengths", "two encodings"])
+def test_two_framings_are_refused(receiver: Serve, framing: bytes) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n" + framing + b"\r\n"
+    answer = exchange(receiver.port, head + b"0\r\n\r\n" + b"x" * 34)
+    assert_json_error(answer, 400)
+
+
+def test_a_get_with_a_body_closes_the_connection(receiver: Serve) -> None:
+    # The unread body must never be taken for a second request.
+    smuggled = request_head("DELETE", "/")
+    head = request_head("GET", "/", Content_Length=str(len(smuggled)))
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=SOCKET_TIMEOUT) as sock:
+        sock.sendall(head + smuggled)
+        answer = read_answer(sock)
+        assert answer.status == 200 and answer.headers.get("connection") == "close"
+        rest = b""
+        while True:
+            block = sock.recv(65536)
+            if not block:
+                break
+            rest += block
+    assert rest == b""  # no second answer (a 405 for the DELETE)

@@ -1003,9 +1003,12 @@ def _request_headers(
         credentials = args.user_credentials or credentials or first.credentials
     if credentials is not None:
         headers.append(("Authorization", _basic(credentials)))
-    headers.append(("User-Agent", _header_text(args.user_agent) if args.user_agent is not None
-                    else f"poster/{poster.__version__}"))
-    if args.referer is not None:
+    # An empty -A or -e leaves the header out, as curl does.
+    if args.user_agent is None:
+        headers.append(("User-Agent", f"poster/{poster.__version__}"))
+    elif args.user_agent:
+        headers.append(("User-Agent", _header_text(args.user_agent)))
+    if args.referer:
         headers.append(("Referer", _header_text(args.referer)))
     headers.append(("Accept", "*/*"))
     if args.cookie and same_origin:
@@ -1099,8 +1102,15 @@ def _transfer(
         location = reply.headers.get("Location") if reply.headers is not None else None
         if reply.status not in REDIRECT_STATUSES or not location:
             return reply, target, None
-        where = urllib.parse.urljoin(target.url, location.strip())
         said = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+        try:
+            where = urllib.parse.urljoin(target.url, location.strip())
+        except ValueError:  # a Location such as http://[::1
+            where = location.strip()
+            if args.location:
+                return reply, target, CommandError(
+                    f"{said} points to {where!r}, which is no valid URL", EXIT_REDIRECT
+                )
         if not args.location:
             transfer.redirect_url = where
             console.note(f"{said} points to {where}; not followed: -L (--location) follows it")

@@ -727,3 +727,25 @@ def test_endless_times_are_usage_errors(option: str, value: str, cli_env: Dict[s
     result = run_poster("upload", "http://127.0.0.1:9/", option, value, "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert result.returncode == 2
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_location_that_is_no_url_is_a_clear_answer(follow: bool, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    from rawservers import RawServer, read_body, respond
+
+    def answer(conn: Any, record: Any) -> None:
+        read_body(conn, record)
+        respond(conn, "307 Temporary Redirect", extra="Location: http://[::1\r\n")
+
+    with RawServer(answer) as server:
+        result = run_poster("upload", server.url + "/", *(["-L"] if follow else []), "-F", "a=1",
+                            env=cli_env, cwd=tmp_path)
+    assert b"Traceback" not in result.stderr
+    assert result.returncode == (7 if follow else 0), result.stderr
+
+
+def test_an_empty_user_agent_or_referer_is_left_out(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run_poster("upload", echo_server.url, "-A", "", "-e", "", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    headers = json.loads(result.stdout)["headers"]
+    assert "User-Agent" not in headers and "Referer" not in headers

@@ -55,7 +55,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field as dataclass_field
-from typing import IO, Any, BinaryIO, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import IO, Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
 
 import poster
 from poster.encode import (

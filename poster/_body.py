@@ -484,6 +484,18 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
+        if body._sent >= body.total:
+            # Every byte is out: the body has ended now, not when (or if) the
+            # client asks once more; aiohttp may not, and a later send would
+            # then go on from the end and send nothing.
+            self._done = True
+            blocks = self._blocks
+            with body._lock:
+                if body._blocks is blocks:
+                    body._blocks = None
+                    body._ended = True
+            if blocks is not None:
+                blocks.close()
         return block
 
     def _next_block(self) -> Optional[bytes]:

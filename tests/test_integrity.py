@@ -732,3 +732,20 @@ def test_a_loop_left_early_is_taken_up_by_the_next():
     rest += list(datagen)
     body = first + second + b"".join(rest)
     assert len(body) == int(headers["Content-Length"]) == datagen.tell()
+
+
+def test_an_async_client_that_stops_at_the_last_byte_ends_the_body():
+    # aiohttp may stop asking once it has Content-Length bytes.
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(os.urandom(5000)))],
+                                        BOUNDARY, blocksize=1024)
+
+    async def take_all_bytes():
+        it = aiter(datagen)
+        got = 0
+        while got < int(headers["Content-Length"]):
+            got += len(await anext(it))
+        return got
+
+    assert asyncio.run(take_all_bytes()) == len(datagen)
+    with pytest.raises(BodyConsumedError):
+        b"".join(datagen)

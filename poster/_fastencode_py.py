@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 from poster.errors import BoundaryCollisionError, ContentSizeError
 
@@ -656,9 +656,10 @@ class FileContent:
     :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
     a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
     file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
-    bytes are read, ``blocksize`` at a time, or one byte more than the
-    delimiter when that is more: then a colliding delimiter spans two blocks
-    at most, and no byte of it leaves.
+    bytes are read (``None``: up to the end of the source, however long),
+    ``blocksize`` at a time, or one byte more than the delimiter when that is
+    more: then a colliding delimiter spans two blocks at most, and no byte of
+    it leaves.
 
     A block is yielded only once the next one has been read and scanned, and
     the last once the end was checked: with ``check_growth``, the source must
@@ -671,7 +672,7 @@ class FileContent:
     """
 
     def __init__(
-        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes,
+        self, source: Any, start: int, size: Optional[int], blocksize: int, delimiter: bytes,
         check_growth: Any, label: str,
     ) -> None:
         if isinstance(source, int):
@@ -687,7 +688,8 @@ class FileContent:
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
         begin = _checked_position(start, "start")
-        length = _checked_position(size, "size")
+        self._open_ended = size is None
+        length = MAX_POSITION - begin if size is None else _checked_position(size, "size")
         self._blocksize = _checked_size(blocksize)
         if self._blocksize == 0:
             raise ValueError("blocksize must be positive")
@@ -718,6 +720,8 @@ class FileContent:
                 found = self._scanner.feed(block)
             self.position += len(block)
             if len(block) == 0:
+                if self._open_ended:
+                    break
                 self._stop()
                 raise ContentSizeError(
                     f"{self._label}: the file ended after {self.position - self._start} "
@@ -733,7 +737,7 @@ class FileContent:
             pending, self._pending = self._pending, block
             if pending is not None:
                 return pending
-        if self._check_growth and self._grew():
+        if self._check_growth and not self._open_ended and self._grew():
             self._stop()
             raise ContentSizeError(
                 f"{self._label}: the file is longer than the {self._end - self._start} "

@@ -1182,9 +1182,10 @@ cdef class FileContent:
     :meth:`BlockReader.pread_scanned` (read and scanned without the GIL), or
     a callable ``read(n)`` giving the next ``n`` bytes (fewer only at end of
     file), whose blocks are fed to a :class:`BoundaryScanner`.  ``size``
-    bytes are read, ``blocksize`` at a time, or one byte more than the
-    delimiter when that is more: then a colliding delimiter spans two blocks
-    at most, and no byte of it leaves.
+    bytes are read (``None``: up to the end of the source, however long),
+    ``blocksize`` at a time, or one byte more than the delimiter when that is
+    more: then a colliding delimiter spans two blocks at most, and no byte of
+    it leaves.
 
     A block is yielded only once the next one has been read and scanned, and
     the last once the end was checked: with ``check_growth``, the source must
@@ -1204,6 +1205,7 @@ cdef class FileContent:
     cdef BoundaryScanner _scanner
     cdef BlockReader _reader
     cdef bint _check_growth
+    cdef bint _open_ended
     cdef bint _done
     cdef object _pending
     cdef str _label
@@ -1225,7 +1227,8 @@ cdef class FileContent:
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
         begin = checked_position(start, "start")
-        length = checked_position(size, "size")
+        self._open_ended = size is None
+        length = MAX_POSITION - begin if size is None else checked_position(size, "size")
         self._blocksize = checked_size(blocksize)
         if self._blocksize == 0:
             raise ValueError("blocksize must be positive")
@@ -1260,6 +1263,8 @@ cdef class FileContent:
             n = len(block)
             self.position += n
             if n == 0:
+                if self._open_ended:
+                    break
                 self.stop()
                 raise ContentSizeError(
                     f"{self._label}: the file ended after {self.position - self._start} "
@@ -1276,7 +1281,7 @@ cdef class FileContent:
             self._pending = block
             if pending is not None:
                 return pending
-        if self._check_growth and self.grew():
+        if self._check_growth and not self._open_ended and self.grew():
             self.stop()
             raise ContentSizeError(
                 f"{self._label}: the file is longer than the {self._end - self._start} "

@@ -16,10 +16,10 @@ from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, 
 from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import Reading
+from poster._sources import Reading, running_loop
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
-__all__ = ["DEFAULT_BLOCKSIZE", "MultipartBody", "part_blocks", "walk"]
+__all__ = ["DEFAULT_BLOCKSIZE", "MultipartStream", "MultipartBody", "part_blocks", "walk"]
 
 #: Block size of :func:`poster.encode.multipart_encode` bodies, in bytes.
 DEFAULT_BLOCKSIZE = 64 * 1024
@@ -34,7 +34,7 @@ def file_content(param: MultipartParam, reading: Reading, delimiter: bytes, bloc
     """A file part's content in checked blocks (the hot path's ``FileContent``)."""
     content: Iterator[bytes] = _backend.impl.FileContent(
         reading.source, reading.start, param.content_size(), blocksize, delimiter,
-        not param._size_given, param.label(),
+        param._check_growth, param.label(),
     )
     return content
 
@@ -45,7 +45,7 @@ def walk(
     blocksize: int,
     content: Content,
     cb: Optional[Callback] = None,
-    total: int = 0,
+    total: Optional[int] = 0,
     part_callbacks: bool = True,
     close: bool = True,
 ) -> Generator[Any, None, None]:
@@ -59,7 +59,9 @@ def walk(
 
     ``cb(param, current, total)`` counts the whole walk (its params must then
     be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
-    param's own ``cb`` counts its part.
+    param's own ``cb`` counts its part.  A total not known (None: a part of
+    unknown length) is passed as None, until the last call, which passes the
+    count at the end.
     """
     delimiter_line = delimiter + b"\r\n"
     write_text_pairs = _backend.impl.write_text_pairs
@@ -99,8 +101,8 @@ def walk(
         else:
             index += 1
             param.check_sendable()
-            counting = cb or (part_callbacks and param.cb)
             part_total = param.size(len(delimiter))
+            counting = cb or (part_callbacks and param.cb) or part_total is None
             reading = param._source.open(param.label())  # before its header leaves
             end = None
             try:
@@ -114,9 +116,11 @@ def walk(
                         cb(param, current, total)
                 yield b"".join(pending)
                 pending.clear()
-                if not counting:  # nothing to count: pass the content on as it comes
+                head = part_current
+                if not counting:  # size known, nothing to count: pass the content on as it comes
                     yield from content(param, reading)
-                    current += param.content_size()
+                    part_current += param._filesize
+                    current += param._filesize
                 else:
                     for item in content(param, reading):
                         count = item if type(item) is int else len(item)
@@ -127,14 +131,14 @@ def walk(
                         if cb:
                             cb(param, current, total)
                         yield item
-                end = reading.start + param.content_size()
+                end = reading.start + part_current - head
             finally:
                 reading.close(end)
             pending.append(b"\r\n")
             pending_size = 2
             current += 2
             if part_callbacks and param.cb:
-                param.cb(param, part_total, part_total)
+                param.cb(param, part_current + 2, part_current + 2)
             continue
         if pending_size >= blocksize:
             yield b"".join(pending)
@@ -144,7 +148,7 @@ def walk(
         pending.append(delimiter + b"--\r\n")
         current += len(delimiter) + 4
         if cb:
-            cb(None, current, total)
+            cb(None, current, current if total is None else total)
     if pending:
         yield b"".join(pending)
 
@@ -174,12 +178,18 @@ class _Params(list):  # type: ignore[type-arg]
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
 
-class MultipartBody:
+class MultipartStream:
     """A multipart/form-data body, streamed: what :func:`multipart_encode` returns.
 
+    A body whose length is known is a :class:`MultipartBody`, which adds
+    ``len(body)``, the ``Content-Length``.  A body holding a part of unknown
+    length (a pipe, a generator) is a plain :class:`MultipartStream`: it has
+    no ``len()``, ``total`` is None, and clients send it with
+    ``Transfer-Encoding: chunked``.
+
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
-    ``len(body)`` is the ``Content-Length``, and ``async for`` reads files in
-    a worker thread.  ``reset()`` (or ``seek(0)``) rewinds every part so the
+    and ``async for`` reads files in a worker thread (and async sources on
+    the event loop; a body holding one can only be sent with ``async for``).  ``reset()`` (or ``seek(0)``) rewinds every part so the
     body can be sent again; ``tell()`` counts the bytes out so far, which is
     how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
@@ -191,7 +201,8 @@ class MultipartBody:
     spelling on the wire).
 
     ``cb(param, current, total)`` is called as blocks are produced, with the
-    body's bytes so far and its total; last with ``(None, total, total)``.
+    body's bytes so far and its total (None while it is not known); last with
+    ``(None, total, total)``.
     """
 
     def __init__(
@@ -212,6 +223,7 @@ class MultipartBody:
         self.blocksize = blocksize
         self._delimiter = b"--" + boundary.encode("ascii")
         self.total = body_size(self._parts, self._delimiter)
+        self._needs_async = any(isinstance(part, MultipartParam) and part._is_async() for part in self._parts)
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._sent = 0
         self._ended = False
@@ -242,9 +254,6 @@ class MultipartBody:
     @params.setter
     def params(self, params: Any) -> None:
         _Params._refuse(_Params())
-
-    def __len__(self) -> int:
-        return self.total
 
     # -- position ----------------------------------------------------------------
 
@@ -299,6 +308,13 @@ class MultipartBody:
             "error); call reset() (or seek(0)) to send it again"
         )
 
+    def _check_sync(self) -> None:
+        if self._needs_async:
+            raise TypeError(
+                "this body holds a part read from an async source; send it with "
+                "`async for` (an async client such as httpx.AsyncClient or aiohttp)"
+            )
+
     def _running(self) -> Generator[Any, None, None]:
         """The walk under way, or a new one for a body that is fresh."""
         if self._blocks is None:
@@ -308,6 +324,7 @@ class MultipartBody:
         return self._blocks
 
     def __iter__(self) -> Iterator[bytes]:
+        self._check_sync()
         if self._blocks is None and (self._ended or self._sent):
             raise self._consumed_error()
         self._interrupted = False  # a new loop: a reset before it is its start
@@ -342,6 +359,7 @@ class MultipartBody:
             raise self._consumed_error()
 
     def __next__(self) -> bytes:
+        self._check_sync()
         with self._lock:
             return self._step(self._running())
 
@@ -385,7 +403,7 @@ class MultipartBody:
 
     # -- sending on a socket -------------------------------------------------------
 
-    def write_to(self, sock: Any, *, sendfile: bool = True) -> int:
+    def write_to(self, sock: Any, *, sendfile: bool = True, chunked: bool = False) -> int:
         """Send the whole body on ``sock``, a connected socket; return its length.
 
         The bytes sent are exactly ``b"".join(body)``, and the same checks
@@ -403,6 +421,12 @@ class MultipartBody:
           ``sendfile=False`` for files that are written while uploaded;
         * otherwise (TLS sockets, other streams) through ``sock.sendall``.
 
+        With ``chunked`` the body goes out in HTTP/1.1 chunked transfer
+        coding, chunks of up to ``blocksize`` bytes (small pieces are put
+        together, a file range is one chunk, sent with ``os.sendfile`` as
+        above), then the last chunk; this is how a body of unknown length
+        (``total`` None) is sent.
+
         ``sock`` may be anything with ``sendall``; ``os.sendfile`` is used only
         for a ``socket.socket`` that is not an ``ssl.SSLSocket``.  Errors of
         the socket (reset, timeout) propagate; the body is then partly sent.
@@ -411,36 +435,122 @@ class MultipartBody:
         before sending it again (:class:`~poster.errors.BodyConsumedError`
         otherwise).  After the call it counts as ended, as after iterating it.
         """
+        self._check_sync()
         if self._blocks is not None or self._ended or self._sent:
             raise self._consumed_error()
         self._interrupted = False
         self._ended = True  # whatever happens, a second send needs a reset
         use_sendfile = sendfile and is_plain_socket(sock)
         delimiter = self._delimiter
+        window = self.blocksize if chunked else SEND_WINDOW
+        out = _Chunks(sock, self.blocksize) if chunked else None
+        send = sock.sendall if out is None else out.write
 
         def content(param: MultipartParam, reading: Reading) -> Iterator[int]:
             fd = reading.fd if use_sendfile else -1
             offset = reading.start
-            for block in file_content(param, reading, delimiter, SEND_WINDOW):
+            for block in file_content(param, reading, delimiter, window):
                 count = len(block)
                 if fd < 0:
-                    sock.sendall(block)
-                elif not sendfile_all(sock, fd, offset, count):
-                    raise ContentSizeError(
-                        f"{param.label()}: the file was cut short while it was sent; "
-                        f"fewer than the {param.content_size()} bytes announced are left"
-                    )
+                    send(block)
+                else:
+                    if out is not None:
+                        out.start_range(count)
+                    if not sendfile_all(sock, fd, offset, count):
+                        raise ContentSizeError(
+                            f"{param.label()}: the file was cut short while it was sent; "
+                            f"fewer than the {param.content_size()} bytes announced are left"
+                        )
                 offset += count
                 yield count
 
         parts = self.params if self.cb else self._parts
-        for item in walk(parts, delimiter, SEND_WINDOW, content, self.cb, self.total):
+        for item in walk(parts, delimiter, window, content, self.cb, self.total):
             if type(item) is int:  # file content, sent already
                 self._sent += item
             else:
-                sock.sendall(item)
+                send(item)
                 self._sent += len(item)
-        return self.total
+        if out is not None:
+            out.close()
+        return self._sent
+
+
+class _Chunks:
+    """Writes what it is given to ``sock`` as HTTP/1.1 chunks of up to ``size`` bytes.
+
+    Small pieces wait to be sent together; a piece of ``size`` bytes or more
+    is a chunk of its own; :meth:`start_range` begins a chunk whose data the
+    caller puts on the socket itself (``os.sendfile``).  Each chunk's closing
+    CRLF goes out with the next chunk's size line.
+    """
+
+    def __init__(self, sock: Any, size: int) -> None:
+        self._sock = sock
+        self._size = size
+        self._pieces: List[bytes] = []
+        self._count = 0
+        self._after = b""  # the CRLF that ends the chunk sent last
+
+    def write(self, data: bytes) -> None:
+        if self._count + len(data) > self._size:
+            self._flush()
+        if len(data) >= self._size:
+            self._send(data)
+        elif data:
+            self._pieces.append(data)
+            self._count += len(data)
+
+    def start_range(self, count: int) -> None:
+        self._flush()
+        self._sock.sendall(b"%s%X\r\n" % (self._after, count))
+        self._after = b"\r\n"
+
+    def close(self) -> None:
+        """Send what waits, and the last chunk (no trailers)."""
+        self._flush()
+        self._sock.sendall(self._after + b"0\r\n\r\n")
+        self._after = b""
+
+    def _flush(self) -> None:
+        if self._count:
+            data = b"".join(self._pieces)
+            self._pieces.clear()
+            self._count = 0
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        line = b"%s%X\r\n" % (self._after, len(data))
+        if len(data) <= 16384:  # one send; a copy costs less than a call
+            self._sock.sendall(line + data)
+        else:
+            self._sock.sendall(line)
+            self._sock.sendall(data)
+        self._after = b"\r\n"
+
+
+class MultipartBody(MultipartStream):
+    """A :class:`MultipartStream` whose length is known: ``len(body)`` is its
+    ``Content-Length``.
+
+    Made from params of which one has content of unknown length, a
+    ``MultipartBody(...)`` is a plain :class:`MultipartStream` instead (so
+    that no client takes it for a body of some length).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Part],
+        boundary: Boundary,
+        cb: Optional[Callback] = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
+    ) -> None:
+        super().__init__(params, boundary, cb, blocksize)
+        if self.total is None:
+            self.__class__ = MultipartStream  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return self.total  # type: ignore[return-value]  # known: see __init__
 
 
 class _AsyncBlocks:
@@ -451,7 +561,7 @@ class _AsyncBlocks:
     ``__anext__``, so nothing is lost; a ``reset()`` meanwhile waits for it.
     """
 
-    def __init__(self, body: MultipartBody) -> None:
+    def __init__(self, body: MultipartStream) -> None:
         self._body = body
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
@@ -468,7 +578,8 @@ class _AsyncBlocks:
             if self._blocks is None:
                 with body._lock:
                     self._blocks = body._running()
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._next_block))
+            loop = asyncio.get_running_loop()
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._next_block, loop))
         pending = self._pending
         try:
             block = await asyncio.shield(pending)
@@ -484,7 +595,7 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
-        if body._sent >= body.total:
+        if body.total is not None and body._sent >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would
             # then go on from the end and send nothing.
@@ -498,12 +609,16 @@ class _AsyncBlocks:
                 blocks.close()
         return block
 
-    def _next_block(self) -> Optional[bytes]:
-        """The next block, or None at the end (StopIteration cannot cross a future)."""
+    def _next_block(self, loop: asyncio.AbstractEventLoop) -> Optional[bytes]:
+        """The next block, or None at the end (StopIteration cannot cross a
+        future); async sources are read on ``loop``."""
         blocks = self._blocks
         assert blocks is not None
         with self._body._lock:
+            running_loop(loop)
             try:
                 return self._body._step(blocks)
             except StopIteration:
                 return None
+            finally:
+                running_loop(None)

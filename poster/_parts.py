@@ -11,6 +11,7 @@ in one piece.  Bodies (:mod:`poster._body`) walk a snapshot of such parts.
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 import mimetypes
 import os
@@ -19,7 +20,7 @@ import urllib.parse
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from poster import _backend
-from poster._sources import PathSource, Source, source_for
+from poster._sources import AsyncSource, IterableSource, PathSource, Source, source_for
 from poster.errors import ParamNameMismatchError
 
 __all__ = [
@@ -41,7 +42,7 @@ STYLES = ("poster", "html5")
 MAX_BOUNDARY = 70
 
 Boundary = Union[str, bytes]
-Callback = Callable[["MultipartParam | None", int, int], Any]
+Callback = Callable[["MultipartParam | None", int, Optional[int]], Any]
 ParamsInput = Union[
     Mapping[Any, Any],
     Iterable[Union["MultipartParam", Tuple[Any, Any]]],
@@ -80,14 +81,26 @@ def delimiter_of(boundary: Boundary) -> bytes:
     return b"--" + quote_boundary(boundary).encode("ascii")
 
 
-def part_size(delimiter_length: int, headers_length: int, content_length: int) -> int:
-    """The size of one part: delimiter CRLF, header lines, content, CRLF."""
+def part_size(delimiter_length: int, headers_length: int, content_length: Optional[int]) -> Optional[int]:
+    """The size of one part: delimiter CRLF, header lines, content, CRLF
+    (None when the content's length is not known)."""
+    if content_length is None:
+        return None
     return delimiter_length + 2 + headers_length + content_length + 2
 
 
-def body_size(parts: Iterable["Part"], delimiter: bytes) -> int:
-    """The size of a body of ``parts``: the parts, then the close delimiter ``--`` CRLF."""
-    return sum(p.size(len(delimiter)) for p in parts) + len(delimiter) + 4
+def body_size(parts: Iterable["Part"], delimiter: bytes) -> Optional[int]:
+    """The size of a body of ``parts``: the parts, then the close delimiter ``--`` CRLF.
+
+    None when the length of a part is not known (a stream, a generator).
+    """
+    total = len(delimiter) + 4
+    for part in parts:
+        size = part.size(len(delimiter))
+        if size is None:
+            return None
+        total += size
+    return total
 
 
 # -- checking what a param is made of -------------------------------------------
@@ -118,16 +131,85 @@ def _as_bytes(value: Any) -> bytes:
         raise ValueError(f"value cannot be encoded as UTF-8 ({exc.reason})") from None
 
 
+def _content_kind(fileobj: Any) -> str:
+    """What a part's ``fileobj`` is: ``"file"`` (it has ``read``), ``"async"``
+    (``async def read`` or an async iterable) or ``"chunks"`` (an iterable of
+    bytes-like chunks); ``TypeError`` for anything else."""
+    read = getattr(fileobj, "read", None)
+    if callable(read):
+        return "async" if inspect.iscoroutinefunction(read) else "file"
+    if callable(getattr(fileobj, "__aiter__", None)):
+        return "async"
+    if (
+        callable(getattr(fileobj, "__iter__", None))
+        and not isinstance(fileobj, (str, bytes, bytearray, memoryview, Mapping))
+    ):
+        return "chunks"
+    raise TypeError(
+        "fileobj must be a binary file-like object with read(), an iterable of "
+        f"bytes-like chunks, or an async source, not {type(fileobj).__name__}"
+    )
+
+
+def _check_chunks(chunks: Any, label: str) -> None:
+    """Refuse now a list or tuple holding something that is not a bytes-like chunk."""
+    if isinstance(chunks, (list, tuple)):
+        for chunk in chunks:
+            if isinstance(chunk, str) or not _is_bytes_like(chunk):
+                raise TypeError(
+                    f"{label}: its fileobj holds a {type(chunk).__name__} chunk; "
+                    "chunks must be bytes-like (bytes, bytearray, memoryview): encode text first"
+                )
+
+
+def _is_bytes_like(value: Any) -> bool:
+    try:
+        memoryview(value).release()
+    except TypeError:
+        return False
+    return True
+
+
+def _chunks_size(chunks: Any) -> Optional[int]:
+    """The byte count of a list or tuple of chunks; None for other iterables."""
+    if not isinstance(chunks, (list, tuple)):
+        return None
+    total = 0
+    for chunk in chunks:
+        with memoryview(chunk) as view:
+            total += view.nbytes
+    return total
+
+
+def _async_size(source: Any) -> Optional[int]:
+    """The bytes left in an async file that exposes a regular file's descriptor
+    (aiofiles), from the descriptor's position; None when there is none."""
+    fileno = getattr(source, "fileno", None)
+    if not callable(fileno) or inspect.iscoroutinefunction(fileno):
+        return None
+    try:
+        fd = fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _is_stream(value: Any) -> bool:
+    """Whether a pair's value is a stream of chunks: an iterator (a generator)
+    or an async iterable.  Other values (a list, a number) are sent as their
+    ``str()``, as poster 0.8.1 sent them."""
+    return callable(getattr(value, "__next__", None)) or callable(getattr(value, "__aiter__", None))
+
+
 def _check_binary_file(fileobj: Any, start: Optional[int]) -> None:
-    """Refuse what is not a binary file object; ``start`` is its position now.
+    """Refuse a text file object; ``start`` is its position now.
 
     An object of a binary ``io`` type is binary; another is asked for
     ``read(0)``, and put back at ``start`` should that have read something.
     """
-    if not callable(getattr(fileobj, "read", None)):
-        raise TypeError(
-            f"fileobj must be a binary file-like object with read(), not {type(fileobj).__name__}"
-        )
     if isinstance(fileobj, (io.BufferedIOBase, io.RawIOBase)):
         return
     text = isinstance(fileobj, io.TextIOBase)
@@ -165,8 +247,9 @@ def tell_or_none(fileobj: Any) -> Optional[int]:
     return position if isinstance(position, int) and not isinstance(position, bool) else None
 
 
-def _remaining_size(fileobj: Any, start: Optional[int]) -> int:
-    """Bytes from ``start`` to the end of ``fileobj``, without reading them."""
+def _remaining_size(fileobj: Any, start: Optional[int]) -> Optional[int]:
+    """Bytes from ``start`` to the end of ``fileobj``, without reading them;
+    None when that cannot be known (a pipe, a socket, a decompressor)."""
     st = None
     if _is_its_descriptor(fileobj):
         try:
@@ -184,10 +267,7 @@ def _remaining_size(fileobj: Any, start: Optional[int]) -> int:
         else:
             if isinstance(end, int):
                 return max(0, end - start)
-    raise ValueError(
-        f"cannot determine the size of {type(fileobj).__name__} (it cannot "
-        "seek); pass filesize= with the number of bytes to send"
-    )
+    return None
 
 
 def _sendable_filename(path: Union[str, bytes]) -> str:
@@ -274,6 +354,14 @@ class MultipartParam:
     that many bytes are sent; a file that ends early or changes size raises
     :class:`~poster.errors.ContentSizeError`.
 
+    ``fileobj`` may also be an iterable of bytes-like chunks (a generator, a
+    list), or, for a body sent with ``async for`` only, an object with
+    ``async def read(n)`` (aiofiles, anyio) or an async iterable of chunks.
+    When its size can't be known (a pipe, a generator without ``filesize``)
+    the part is of unknown length: the body then has no ``len()`` and is sent
+    with ``Transfer-Encoding: chunked``.  An iterable given with ``filesize``
+    must give exactly that many bytes (``ContentSizeError``).
+
     A param does not change once made (its attributes are read-only, but
     ``cb``), and it can be in any number of bodies at once, in any number of
     threads: each body reads a regular file by offset through a descriptor of
@@ -293,7 +381,7 @@ class MultipartParam:
 
     __slots__ = (
         "_name", "_value", "_filename", "_filetype", "_filesize", "_fileobj", "_style",
-        "_extra_headers", "_headers", "_source", "_size_given", "cb",
+        "_extra_headers", "_headers", "_source", "_check_growth", "cb",
     )
 
     name = _frozen("name")
@@ -314,7 +402,7 @@ class MultipartParam:
     _style: str
     _headers: bytes
     _source: Optional[Source]
-    _size_given: bool
+    _check_growth: bool
 
     def __init__(
         self,
@@ -361,14 +449,29 @@ class MultipartParam:
                 f"filesize={filesize} does not match the value's {len(self._value)} bytes"
             )
         self._filesize = filesize
-        self._size_given = filesize is not None
+        # A file given its size sends that many bytes of it; one measured
+        # here must not have grown meanwhile, and an iterable must give no more.
+        self._check_growth = filesize is None
         self._source = None
         if fileobj is not None:
-            start = tell_or_none(fileobj)
-            _check_binary_file(fileobj, start)
-            if filesize is None:
-                self._filesize = _remaining_size(fileobj, start)
-            self._source = source_for(fileobj, start)
+            kind = _content_kind(fileobj)
+            if kind == "file":
+                start = tell_or_none(fileobj)
+                _check_binary_file(fileobj, start)
+                if filesize is None:
+                    self._filesize = _remaining_size(fileobj, start)
+                self._source = source_for(fileobj, start)
+            elif kind == "chunks":
+                _check_chunks(fileobj, self.label())
+                if filesize is None:
+                    self._filesize = _chunks_size(fileobj)
+                self._check_growth = True
+                self._source = IterableSource(fileobj)
+            else:
+                if filesize is None:
+                    self._filesize = _async_size(fileobj)
+                self._check_growth = True
+                self._source = AsyncSource(fileobj)
 
     # -- constructors -------------------------------------------------------
 
@@ -407,7 +510,7 @@ class MultipartParam:
             headers=headers,
         )
         param._source = PathSource(path, st)
-        param._size_given = False
+        param._check_growth = True
         return param
 
     @classmethod
@@ -441,7 +544,7 @@ class MultipartParam:
                         f"MultipartParam named {value._name!r} was given under the name {name!r}"
                     )
                 result.append(value)
-            elif hasattr(value, "read"):
+            elif hasattr(value, "read") or _is_stream(value):
                 path = getattr(value, "name", None)
                 # The base name only: a full local path is nobody else's business.
                 filename = _sendable_filename(path) if isinstance(path, str) else None
@@ -486,17 +589,22 @@ class MultipartParam:
 
     # -- the part protocol: size and content ----------------------------------
 
-    def content_size(self) -> int:
-        """The number of content bytes, known without reading anything."""
+    def content_size(self) -> Optional[int]:
+        """The number of content bytes, known without reading anything;
+        None for content of unknown length (a stream, a generator)."""
         if self._value is not None:
             return len(self._value)
-        if self._filesize is None:
+        if self._filesize is None and self._source is None:
             raise ValueError(f"part {self._name!r} has no value, file or filesize")
         return self._filesize
 
-    def size(self, delimiter_length: int) -> int:
-        """The part's size for a delimiter of ``delimiter_length`` bytes."""
+    def size(self, delimiter_length: int) -> Optional[int]:
+        """The part's size for a delimiter of ``delimiter_length`` bytes (None: not known)."""
         return part_size(delimiter_length, len(self._headers), self.content_size())
+
+    def _is_async(self) -> bool:
+        """Whether the content is an async source, readable by ``async for`` only."""
+        return isinstance(self._source, AsyncSource)
 
     def label(self) -> str:
         """How errors name this part."""
@@ -513,8 +621,9 @@ class MultipartParam:
         """The part's delimiter line and headers, ending in the blank line."""
         return delimiter_of(boundary) + b"\r\n" + self._headers
 
-    def get_size(self, boundary: Boundary) -> int:
-        """``len(self.encode(boundary))``, computed without reading anything."""
+    def get_size(self, boundary: Boundary) -> Optional[int]:
+        """``len(self.encode(boundary))``, computed without reading anything
+        (None for content of unknown length)."""
         return self.size(len(delimiter_of(boundary)))
 
     def encode(self, boundary: Boundary) -> bytes:

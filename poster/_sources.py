@@ -13,6 +13,11 @@ So one param can be in any number of bodies, in any number of threads:
 * :class:`StreamSource` (any other object with ``read``): it has one
   position, so one reading at a time may hold it; it seeks back to where the
   content starts when it can, and is refused a second time when it cannot.
+* :class:`IterableSource` (an iterable of bytes-like chunks): each reading
+  iterates it anew; a one-shot iterator (a generator) can be read once.
+* :class:`AsyncSource` (an object with ``async def read(n)``, or an async
+  iterable of chunks): read on the event loop of the body's ``async for``,
+  from the worker thread that makes the body's blocks.
 
 A reading (:class:`Reading`) is what the hot path's ``FileContent`` takes: a
 descriptor and an offset, or a ``read(n)`` callable.
@@ -20,12 +25,13 @@ descriptor and an offset, or a ``read(n)`` callable.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import os
 import stat
 import threading
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Iterator, List, Optional, Tuple, Union
 
 from poster import _backend
 from poster.errors import NotReplayableError, SourceChangedError, SourceInUseError
@@ -35,7 +41,11 @@ __all__ = [
     "PathSource",
     "DescriptorSource",
     "StreamSource",
+    "IterableSource",
+    "AsyncSource",
+    "ChunkReader",
     "source_for",
+    "running_loop",
     "readable_regular_descriptor",
 ]
 
@@ -265,7 +275,223 @@ class StreamSource:
             )
 
 
-Source = Union[PathSource, DescriptorSource, StreamSource]
+def _bytes_of(chunk: Any, label: str) -> bytes:
+    """A chunk of an iterable source as ``bytes`` (a copy unless it is one)."""
+    if type(chunk) is bytes:
+        return chunk
+    if not isinstance(chunk, str):
+        try:
+            with memoryview(chunk) as view:
+                return view.tobytes()
+        except TypeError:
+            pass
+    raise TypeError(
+        f"{label}: its content source gave a {type(chunk).__name__} chunk; chunks must be "
+        "bytes-like (bytes, bytearray, memoryview): encode text first"
+    )
+
+
+class _Blocks:
+    """Chunks of any sizes, cut into blocks of the sizes asked for.
+
+    :meth:`take` serves a block from what is left of the last chunk, and
+    :meth:`add` takes the next chunk in; the readers below loop over them.
+    A chunk is kept as a view, so cutting a big one copies each byte once.
+    """
+
+    __slots__ = ("label", "_rest", "_pieces", "_got")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._rest = memoryview(b"")
+        self._pieces: List[Any] = []
+        self._got = 0
+
+    def start(self, size: int) -> Optional[bytes]:
+        """Begin a block of ``size`` bytes: the whole block when what is left has it."""
+        rest = self._rest
+        if len(rest) >= size:
+            self._rest = rest[size:]
+            return bytes(rest[:size])
+        self._pieces = [rest] if len(rest) else []
+        self._got = len(rest)
+        self._rest = memoryview(b"")
+        return None
+
+    def add(self, chunk: Any, size: int) -> Optional[bytes]:
+        """Add the next chunk (None: the source ended); the block once it is whole."""
+        if chunk is None:
+            return self._finish()
+        data = _bytes_of(chunk, self.label)
+        need = size - self._got
+        if not self._pieces and len(data) == size:
+            return data  # the usual case: a chunk of the block size, as it is
+        if len(data) >= need:
+            view = memoryview(data)
+            self._pieces.append(view[:need])
+            self._rest = view[need:]
+            self._got = size
+            return self._finish()
+        if data:
+            self._pieces.append(data)
+            self._got += len(data)
+        return None
+
+    def _finish(self) -> bytes:
+        pieces, self._pieces, self._got = self._pieces, [], 0
+        return b"".join(pieces)
+
+
+class ChunkReader:
+    """``read(n)`` over an iterator of bytes-like chunks: ``n`` bytes, fewer
+    only at its end.  ``label`` names the part in errors."""
+
+    __slots__ = ("_chunks", "_blocks")
+
+    def __init__(self, chunks: Iterator[Any], label: str) -> None:
+        self._chunks = chunks
+        self._blocks = _Blocks(label)
+
+    def read(self, size: int) -> bytes:
+        blocks = self._blocks
+        block = blocks.start(size)
+        while block is None:
+            block = blocks.add(next(self._chunks, None), size)
+        return block
+
+
+class _AsyncChunkReader:
+    """:class:`ChunkReader` for an async iterator, or an object with
+    ``async def read(n)`` (which may give fewer bytes than asked)."""
+
+    __slots__ = ("_next", "_blocks")
+
+    def __init__(self, next_chunk: Callable[[int], Awaitable[Any]], label: str) -> None:
+        self._next = next_chunk
+        self._blocks = _Blocks(label)
+
+    async def read(self, size: int) -> bytes:
+        blocks = self._blocks
+        block = blocks.start(size)
+        while block is None:
+            block = blocks.add(await self._next(size), size)
+        return block
+
+
+class _OneShot:
+    """The bookkeeping of a source that may be read once only."""
+
+    __slots__ = ("_lock", "_used", "replayable")
+
+    def __init__(self, replayable: bool) -> None:
+        self._lock = threading.Lock()
+        self._used = False
+        self.replayable = replayable
+
+    def take(self, label: str, what: str) -> None:
+        with self._lock:
+            if self._used and not self.replayable:
+                raise NotReplayableError(
+                    f"{label}: its {what} was read already and cannot be read again; "
+                    "a body holding it cannot be sent twice (pass a list, or a "
+                    "new iterator for each body)"
+                )
+            self._used = True
+
+    def reset(self, what: str) -> None:
+        if self._used and not self.replayable:
+            raise NotReplayableError(
+                f"cannot reset a part whose {what} was read already; it cannot be replayed"
+            )
+
+
+class IterableSource:
+    """An iterable of bytes-like chunks (a list, a generator, any iterator).
+
+    Each reading iterates it from the start when it can be iterated again (a
+    list, an object whose ``iter()`` is a new iterator); a one-shot iterator
+    feeds one reading, and is :class:`NotReplayableError` after that.
+    """
+
+    __slots__ = ("iterable", "_once")
+
+    def __init__(self, iterable: Any) -> None:
+        self.iterable = iterable
+        self._once = _OneShot(iter(iterable) is not iterable)
+
+    @property
+    def replayable(self) -> bool:
+        return self._once.replayable
+
+    def open(self, label: str) -> Reading:
+        self._once.take(label, "iterator")
+        return Reading(read=ChunkReader(iter(self.iterable), label).read)
+
+    def reset(self) -> None:
+        self._once.reset("iterator")
+
+
+#: The event loop of the async iteration making a block in this thread.
+_async_state = threading.local()
+
+
+def running_loop(loop: Optional[asyncio.AbstractEventLoop]) -> None:
+    """Say (in a worker thread) which event loop async sources are read on; None when done."""
+    _async_state.loop = loop
+
+
+class AsyncSource:
+    """An object with ``async def read(n)``, or an async iterable of chunks.
+
+    It is read on the event loop of the body's ``async for`` (the worker
+    thread that makes the blocks waits for each read), so a synchronous
+    iteration cannot read it (``TypeError``).  An async iterable whose
+    ``__aiter__`` gives a new iterator each time can be read again; others
+    feed one reading.
+    """
+
+    __slots__ = ("obj", "_once")
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        replayable = not callable(getattr(obj, "read", None)) and obj.__aiter__() is not obj
+        self._once = _OneShot(replayable)
+
+    def open(self, label: str) -> Reading:
+        loop: Optional[asyncio.AbstractEventLoop] = getattr(_async_state, "loop", None)
+        if loop is None:
+            raise TypeError(
+                f"{label}: its content is an async source; send the body with "
+                "`async for` (an async client), not a synchronous iteration"
+            )
+        self._once.take(label, "async source")
+        obj = self.obj
+        if callable(getattr(obj, "read", None)):
+            async def next_chunk(size: int) -> Any:
+                chunk = await obj.read(size)
+                if chunk is None:
+                    raise TypeError(f"{label}: its async read() returned None; it must return bytes")
+                return _bytes_of(chunk, label) or None  # b"": the end
+        else:
+            iterator = obj.__aiter__()
+
+            async def next_chunk(size: int) -> Any:
+                try:
+                    return await iterator.__anext__()
+                except StopAsyncIteration:
+                    return None
+        reader = _AsyncChunkReader(next_chunk, label)
+
+        def read(size: int) -> bytes:
+            return asyncio.run_coroutine_threadsafe(reader.read(size), loop).result()
+
+        return Reading(read=read)
+
+    def reset(self) -> None:
+        self._once.reset("async source")
+
+
+Source = Union[PathSource, DescriptorSource, StreamSource, IterableSource, AsyncSource]
 
 
 def source_for(fileobj: Any, start: Optional[int]) -> Source:

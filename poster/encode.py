@@ -35,7 +35,7 @@ import secrets
 import urllib.parse
 from typing import Dict, Optional, Tuple, Union
 
-from poster._body import DEFAULT_BLOCKSIZE, MultipartBody
+from poster._body import DEFAULT_BLOCKSIZE, MultipartBody, MultipartStream
 from poster._parts import (
     Boundary,
     Callback,
@@ -64,6 +64,7 @@ __all__ = [
     "encode_and_quote",
     "MultipartParam",
     "MultipartBody",
+    "MultipartStream",
     "multipart_yielder",
     "encode_string",
     "encode_file_header",
@@ -114,19 +115,22 @@ def encode_file_header(
     ).encode_hdr(boundary)
 
 
-def get_body_size(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> int:
-    """The length of the body ``params`` encode to, computed without reading files."""
+def get_body_size(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> Optional[int]:
+    """The length of the body ``params`` encode to, computed without reading
+    files; None when a part's length cannot be known (a pipe, a generator)."""
     check_style(style)
     delimiter = delimiter_of(boundary)
     return body_size(parts_from_params(params, delimiter, style, DEFAULT_BLOCKSIZE), delimiter)
 
 
 def get_headers(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> Dict[str, str]:
-    """``Content-Type`` and ``Content-Length`` for the body of ``params``."""
-    return {
-        "Content-Type": f"multipart/form-data; boundary={quote_boundary(boundary)}",
-        "Content-Length": str(get_body_size(params, boundary, style=style)),
-    }
+    """``Content-Type`` and ``Content-Length`` for the body of ``params``
+    (no ``Content-Length`` when its length cannot be known)."""
+    headers = {"Content-Type": f"multipart/form-data; boundary={quote_boundary(boundary)}"}
+    size = get_body_size(params, boundary, style=style)
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return headers
 
 
 multipart_yielder = MultipartBody  # poster 0.8.1's name
@@ -139,7 +143,7 @@ def multipart_encode(
     *,
     style: str = "poster",
     blocksize: int = DEFAULT_BLOCKSIZE,
-) -> Tuple[MultipartBody, Dict[str, str]]:
+) -> Tuple[MultipartStream, Dict[str, str]]:
     """Encode ``params`` as multipart/form-data: returns ``(datagen, headers)``.
 
     ``params`` is what :meth:`MultipartParam.from_params` takes.  ``boundary``
@@ -149,6 +153,11 @@ def multipart_encode(
     yields the body in blocks of about ``blocksize`` bytes, and is a
     snapshot of the params as they are now.  ``style`` applies to the parts
     made from pairs.
+
+    When a part's length cannot be known (a pipe, a generator without
+    ``filesize``), ``headers`` has no ``Content-Length`` and ``datagen`` is a
+    :class:`MultipartStream` without ``len()``: clients send it chunked.
+    Otherwise it is a :class:`MultipartBody`.
     """
     check_style(style)
     check_blocksize(blocksize)
@@ -160,8 +169,7 @@ def multipart_encode(
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
     body = MultipartBody(parts, boundary, cb, blocksize)
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={quoted}",
-        "Content-Length": str(body.total),
-    }
+    headers = {"Content-Type": f"multipart/form-data; boundary={quoted}"}
+    if body.total is not None:
+        headers["Content-Length"] = str(body.total)
     return body, headers

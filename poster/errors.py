@@ -56,8 +56,13 @@ class SourceInUseError(ValueError):
     """
 
 
-class NotReplayableError(ValueError):
-    """A part's content was read already and its source cannot seek back."""
+class NotReplayableError(OSError, ValueError):
+    """A part's content was read already and its source cannot be read again
+    (a pipe, a generator).
+
+    An ``OSError`` too, as a failed ``seek`` is: urllib3 and requests then
+    report an unrewindable body instead of sending a wrong one.
+    """
 
 
 class BodyConsumedError(ValueError):

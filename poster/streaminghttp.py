@@ -26,8 +26,10 @@ What the connections send:
 * a binary file object is sent from its position to its end (``os.sendfile``
   when it can), an iterable block by block, ``bytes`` as they are.
 
-A file or iterable body needs a ``Content-Length`` header (``ValueError``
-otherwise, as in poster 0.8.1): poster never falls back to chunked encoding.
+A poster body of unknown length (a part from a pipe or a generator) is sent
+with ``Transfer-Encoding: chunked``, in chunks of up to its block size (file
+ranges still with ``os.sendfile``).  Any other file or iterable body needs a
+``Content-Length`` header (``ValueError`` otherwise, as in poster 0.8.1).
 A file body is held to it: a file with fewer or more bytes from its position
 raises :class:`poster.encode.ContentSizeError` before the request is complete.
 
@@ -58,7 +60,7 @@ from typing import Any, List, Optional, Tuple, Type
 from poster import _backend, _send
 from poster._parts import tell_or_none
 from poster._sources import readable_regular_descriptor
-from poster.encode import ContentSizeError, MultipartBody
+from poster.encode import ContentSizeError, MultipartStream
 
 __all__ = [
     "StreamingHTTPConnection",
@@ -136,9 +138,10 @@ class _StreamingConnectionMixin:
     def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
         """Send the head, then the body (after ``100 Continue`` when asked for)."""
         expect, self._expect_continue = self._expect_continue, False
+        poster_body = isinstance(message_body, MultipartStream)
         if (
             message_body is None
-            or encode_chunked
+            or (encode_chunked and not poster_body)
             or (not expect and _is_buffer(message_body))
         ):
             super().endheaders(message_body, encode_chunked=encode_chunked)  # type: ignore[misc]
@@ -146,7 +149,7 @@ class _StreamingConnectionMixin:
         super().endheaders()  # type: ignore[misc]
         if expect and not self._await_continue():
             return
-        self._send_body(message_body, self._content_length)
+        self._send_body(message_body, self._content_length, chunked=encode_chunked)
 
     def send(self, data: Any) -> None:
         """Send ``data``: ``bytes``, a poster body, a binary file or an iterable of bytes.
@@ -157,8 +160,10 @@ class _StreamingConnectionMixin:
         """
         self._send_body(data, None)
 
-    def _send_body(self, data: Any, length: Optional[int]) -> None:
+    def _send_body(self, data: Any, length: Optional[int], chunked: bool = False) -> None:
         """:meth:`send`; a file body given with the head is held to ``length``.
+
+        With ``chunked`` (a poster body only) it goes out chunked.
 
         ``length`` is the request's ``Content-Length`` when ``data`` is the
         whole body: a file that holds fewer or more bytes from its position
@@ -171,11 +176,12 @@ class _StreamingConnectionMixin:
             else:
                 raise http.client.NotConnected()
         try:
-            if isinstance(data, MultipartBody):
+            if isinstance(data, MultipartStream):
                 if self.debuglevel > 0:
-                    print(f"send: a poster body of {len(data)} bytes")
+                    size = "unknown length" if data.total is None else f"{data.total} bytes"
+                    print(f"send: a poster body of {size}" + (", chunked" if chunked else ""))
                 data.reset()
-                data.write_to(self.sock, sendfile=self.use_sendfile)
+                data.write_to(self.sock, sendfile=self.use_sendfile, chunked=chunked)
             elif hasattr(data, "read"):
                 if self.debuglevel > 0:
                     print("send: a file object")
@@ -538,11 +544,11 @@ class _BodyState:
 
     def __init__(self, data: Any) -> None:
         self.start: Optional[int] = None
-        if not isinstance(data, MultipartBody) and hasattr(data, "read"):
+        if not isinstance(data, MultipartStream) and hasattr(data, "read"):
             self.start = tell_or_none(data)
 
     def rewind(self, data: Any) -> None:
-        if isinstance(data, MultipartBody) or callable(getattr(data, "reset", None)):
+        if isinstance(data, MultipartStream) or callable(getattr(data, "reset", None)):
             data.reset()
         elif hasattr(data, "read"):
             if self.start is None:
@@ -562,7 +568,8 @@ def _prepare_body(req: urllib.request.Request) -> None:
     data = req.data
     if data is None or isinstance(data, str) or _is_buffer(data):
         return
-    if not req.has_header("Content-length"):
+    unknown_length = isinstance(data, MultipartStream) and data.total is None
+    if not req.has_header("Content-length") and not unknown_length:
         raise ValueError(
             "No Content-Length specified for iterable body; pass the headers "
             "from multipart_encode, or a Content-Length header"

@@ -62,6 +62,7 @@ from poster.encode import (
     BoundaryCollisionError,
     ContentSizeError,
     MultipartParam,
+    NotReplayableError,
     multipart_encode,
 )
 
@@ -623,25 +624,26 @@ def _spool(source: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
     return spool
 
 
-def _stdin_file(stack: contextlib.ExitStack) -> BinaryIO:
+def _stdin_file(stack: contextlib.ExitStack, stream: bool = False) -> BinaryIO:
     """Standard input as a file of known size: as it is when it is a regular
-    file, else spooled to a temporary file."""
+    file, else spooled to a temporary file (with ``stream``: read as it comes)."""
     stdin = sys.stdin.buffer
-    if stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
+    if stream or stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
         return stdin
     return _spool(stdin, stack)
 
 
-def _open_file(path: str, stack: contextlib.ExitStack) -> BinaryIO:
+def _open_file(path: str, stack: contextlib.ExitStack, stream: bool = False) -> BinaryIO:
     """``path`` opened for reading; what is not a regular file (a pipe, a
     process substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``) is
-    spooled to a temporary file first."""
+    spooled to a temporary file first, or with ``stream`` (``--chunked``)
+    read as it comes, a part of unknown length."""
     if path == "-":
-        return _stdin_file(stack)
+        return _stdin_file(stack, stream)
     if os.path.isdir(path):
         raise CommandError(f"{path!r} is a directory; upload its files one -F at a time")
     file = stack.enter_context(open(path, "rb"))
-    if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+    if stream or stat.S_ISREG(os.fstat(file.fileno()).st_mode):
         return file
     return _spool(file, stack)
 
@@ -654,11 +656,13 @@ def _is_regular(path: str) -> bool:
 
 
 def build_params(
-    fields: Sequence[FormField], style: str, stack: contextlib.ExitStack
+    fields: Sequence[FormField], style: str, stack: contextlib.ExitStack, stream: bool = False
 ) -> List[MultipartParam]:
     """The params of the form; files opened here are closed by ``stack``.
 
-    A missing or unreadable file is a :class:`CommandError` naming the ``-F``
+    With ``stream`` (``--chunked``) standard input, pipes and other files that
+    are not regular are read as they come instead of being spooled.  A
+    missing or unreadable file is a :class:`CommandError` naming the ``-F``
     it came from.
     """
     if sum(field.data == "-" for field in fields if field.source != "text") > 1:
@@ -666,7 +670,7 @@ def build_params(
     params = []
     for field in fields:
         try:
-            params.append(_build_param(field, style, stack))
+            params.append(_build_param(field, style, stack, stream))
         except FileNotFoundError:
             raise CommandError(f"-F {field.spec!r}: file not found: {field.data}") from None
         except PermissionError:
@@ -678,7 +682,7 @@ def build_params(
     return params
 
 
-def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> MultipartParam:
+def _build_param(field: FormField, style: str, stack: contextlib.ExitStack, stream: bool) -> MultipartParam:
     if field.source == "text":
         # os.fsencode gives back the very bytes of the argument.
         return MultipartParam(
@@ -686,14 +690,14 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> M
             filetype=field.filetype, style=style, headers=field.headers,
         )
     if field.source == "file-content":
-        fileobj = _open_file(field.data, stack)
+        fileobj = _open_file(field.data, stack, stream)
         return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style,
                               headers=field.headers)
     if (field.data != "-" and field.filename is None and field.filetype is None
             and _is_regular(field.data)):
         # Opened only when its part is sent, closed right after.
         return MultipartParam.from_file(field.name, field.data, style=style, headers=field.headers)
-    fileobj = _open_file(field.data, stack)
+    fileobj = _open_file(field.data, stack, stream)
     default_name = "-" if field.data == "-" else os.path.basename(field.data)
     filename = default_name if field.filename is None else field.filename
     filetype = field.filetype
@@ -722,7 +726,7 @@ class ProgressBar:
         self._bar: Any = None
         self._shown = 0
 
-    def __call__(self, param: Optional[MultipartParam], current: int, total: int) -> None:
+    def __call__(self, param: Optional[MultipartParam], current: int, total: Optional[int]) -> None:
         self.sent = current
         if not self.enabled:
             return
@@ -1044,6 +1048,19 @@ def _may_retry(args: argparse.Namespace, attempt: int, transfer: Transfer) -> bo
     return True
 
 
+def _rewind(datagen: Any, attempt: int) -> None:
+    """Rewind the body for a try; a streamed input cannot be sent twice."""
+    try:
+        datagen.reset()
+    except NotReplayableError:
+        raise CommandError(
+            "the upload streams its input as it comes (--chunked), so it cannot be sent "
+            f"again for {'a retry or a redirect' if attempt > 1 else 'this try'}; "
+            "without --chunked the input is spooled first and can be",
+            EXIT_BODY,
+        ) from None
+
+
 def _transfer(
     args: argparse.Namespace,
     first: Target,
@@ -1072,7 +1089,7 @@ def _transfer(
         reply: Optional[Reply] = None
         failure: Optional[str] = None
         try:
-            datagen.reset()
+            _rewind(datagen, attempt)
             reply = send(
                 target.url, args.method, datagen, headers, context=context,
                 timeout=args.timeout, on_head=console.request_head,
@@ -1214,7 +1231,7 @@ def _send_form(
     transfer: Transfer,
 ) -> int:
     with contextlib.ExitStack() as stack:
-        params = build_params(fields, args.style, stack)
+        params = build_params(fields, args.style, stack, args.chunked)
         with ProgressBar(_progress_wanted(args)) as progress:
             try:
                 datagen, headers = multipart_encode(
@@ -1476,6 +1493,10 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("-k", "--insecure", action="store_true",
                     help="do not verify the server's TLS certificate")
     up.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in this PEM file")
+    up.add_argument("--chunked", action="store_true",
+                    help="stream standard input, pipes and <(cmd) as they come, with "
+                         "Transfer-Encoding: chunked (no temporary file; the server must "
+                         "take chunked bodies; --retry and -L cannot send it again)")
     up.add_argument("--expect-continue", action="store_true",
                     help="send 'Expect: 100-continue': the body goes out once the server agrees")
     up.add_argument("--boundary", help="the multipart boundary (default: random)")

@@ -17,6 +17,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
 from poster._sources import Reading
+from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
 __all__ = ["DEFAULT_BLOCKSIZE", "MultipartBody", "part_blocks", "walk"]
@@ -175,7 +176,7 @@ class _Params(list):  # type: ignore[type-arg]
 
 
 class MultipartBody:
-    """A multipart/form-data body, streamed: what :func:`multipart_encode` returns.
+    """A multipart body, streamed: what :func:`multipart_encode` returns.
 
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
     ``len(body)`` is the ``Content-Length``, and ``async for`` reads files in
@@ -192,6 +193,12 @@ class MultipartBody:
 
     ``cb(param, current, total)`` is called as blocks are produced, with the
     body's bytes so far and its total; last with ``(None, total, total)``.
+
+    ``subtype`` (``"form-data"``, ``"related"``, ``"mixed"``, any RFC 7230
+    token; lowercased) and, for ``related`` only, ``type`` and ``start``
+    (RFC 2387) make ``body.content_type``, the ``Content-Type`` header to
+    send it with; ``body.subtype`` is the subtype.  A form-data body refuses
+    parts without a name.
     """
 
     def __init__(
@@ -200,12 +207,19 @@ class MultipartBody:
         boundary: Boundary,
         cb: Optional[Callback] = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
+        *,
+        subtype: str = FORM_DATA,
+        type: Optional[str] = None,
+        start: Optional[str] = None,
     ) -> None:
         check_blocksize(blocksize)
         boundary = quote_boundary(boundary)
+        self.subtype = check_subtype(subtype)
+        self.content_type = content_type(boundary, self.subtype, type, start)
         # What is encoded: params, and (from multipart_encode) runs of text
         # fields, which become params only when ``params`` is read.
         self._parts: List[Any] = list(params)
+        check_names(self._parts, self.subtype)
         self._params: Optional[_Params] = None
         self.boundary = boundary
         self.cb = cb

@@ -24,6 +24,20 @@ send: UTF-8 as is, with ``"``, CR and LF in names and filenames written
 inside a quoted value (the README's "Header styles" gives each spelling), so
 no name or filename can change another header parameter.
 
+Bodies of other RFC 2046 subtypes are made the same way::
+
+    >>> datagen, headers = multipart_encode(
+    ...     [MultipartParam(None, b'{"name": "cat.jpg"}', filetype="application/json"),
+    ...      MultipartParam(None, b"JPEG...", filetype="image/jpeg")],
+    ...     boundary="xyz", subtype="related", type="application/json")
+    >>> headers["Content-Type"]
+    'multipart/related; boundary=xyz; type="application/json"'
+    >>> datagen.content_type == headers["Content-Type"]
+    True
+
+A part without a name (``MultipartParam(None, ...)``) has no
+``Content-Disposition``; a form-data body refuses it.
+
 The modules behind this one: ``_parts`` (the part model), ``_sources``
 (where a file part's content comes from), ``_body`` (the body), ``_send``
 (sockets) and :mod:`poster.errors`.
@@ -48,6 +62,7 @@ from poster._parts import (
     parts_from_params,
     quote_boundary,
 )
+from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import (
     BodyConsumedError,
     BodyFrozenError,
@@ -114,18 +129,39 @@ def encode_file_header(
     ).encode_hdr(boundary)
 
 
-def get_body_size(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> int:
-    """The length of the body ``params`` encode to, computed without reading files."""
+def get_body_size(
+    params: ParamsInput, boundary: Boundary, *, style: str = "poster", subtype: str = FORM_DATA
+) -> int:
+    """The length of the body ``params`` encode to, computed without reading files.
+
+    ``subtype`` is that of :func:`multipart_encode`: a form-data body refuses
+    parts without a name.
+    """
     check_style(style)
+    subtype = check_subtype(subtype)
     delimiter = delimiter_of(boundary)
-    return body_size(parts_from_params(params, delimiter, style, DEFAULT_BLOCKSIZE), delimiter)
+    parts = parts_from_params(params, delimiter, style, DEFAULT_BLOCKSIZE)
+    check_names(parts, subtype)
+    return body_size(parts, delimiter)
 
 
-def get_headers(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> Dict[str, str]:
-    """``Content-Type`` and ``Content-Length`` for the body of ``params``."""
+def get_headers(
+    params: ParamsInput,
+    boundary: Boundary,
+    *,
+    style: str = "poster",
+    subtype: str = FORM_DATA,
+    type: Optional[str] = None,
+    start: Optional[str] = None,
+) -> Dict[str, str]:
+    """``Content-Type`` and ``Content-Length`` for the body of ``params``.
+
+    ``subtype``, ``type`` and ``start`` are those of :func:`multipart_encode`.
+    """
+    ctype = content_type(quote_boundary(boundary), check_subtype(subtype), type, start)
     return {
-        "Content-Type": f"multipart/form-data; boundary={quote_boundary(boundary)}",
-        "Content-Length": str(get_body_size(params, boundary, style=style)),
+        "Content-Type": ctype,
+        "Content-Length": str(get_body_size(params, boundary, style=style, subtype=subtype)),
     }
 
 
@@ -139,8 +175,11 @@ def multipart_encode(
     *,
     style: str = "poster",
     blocksize: int = DEFAULT_BLOCKSIZE,
+    subtype: str = FORM_DATA,
+    type: Optional[str] = None,
+    start: Optional[str] = None,
 ) -> Tuple[MultipartBody, Dict[str, str]]:
-    """Encode ``params`` as multipart/form-data: returns ``(datagen, headers)``.
+    """Encode ``params`` as multipart/form-data (or another ``subtype``): returns ``(datagen, headers)``.
 
     ``params`` is what :meth:`MultipartParam.from_params` takes.  ``boundary``
     defaults to :func:`gen_boundary`; a given one is ``quote_plus``'d once and
@@ -149,6 +188,18 @@ def multipart_encode(
     yields the body in blocks of about ``blocksize`` bytes, and is a
     snapshot of the params as they are now.  ``style`` applies to the parts
     made from pairs.
+
+    ``subtype`` makes a body of another RFC 2046 subtype (``"related"``,
+    ``"mixed"``, any RFC 7230 token, sent lowercased), with
+    ``Content-Type: multipart/<subtype>; boundary=...``; its parts may have
+    no name (``MultipartParam(None, ...)``, sent without a
+    ``Content-Disposition``), which a form-data body refuses.  For
+    ``"related"`` only, ``type`` (the root part's media type) and ``start``
+    (its ``Content-ID``) add RFC 2387's parameters, in double quotes; a value
+    holding CR, LF, NUL, another control character, ``"``, ``\\`` or a
+    non-ASCII character is refused.  Each of these mistakes is a
+    ``ValueError`` that says what to do.
+    ``datagen.content_type`` is the ``Content-Type`` header.
     """
     check_style(style)
     check_blocksize(blocksize)
@@ -159,9 +210,9 @@ def multipart_encode(
         parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
-    body = MultipartBody(parts, boundary, cb, blocksize)
+    body = MultipartBody(parts, boundary, cb, blocksize, subtype=subtype, type=type, start=start)
     headers = {
-        "Content-Type": f"multipart/form-data; boundary={quoted}",
+        "Content-Type": body.content_type,
         "Content-Length": str(body.total),
     }
     return body, headers

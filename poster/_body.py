@@ -17,6 +17,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
 from poster._sources import Reading, running_loop
+from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
 __all__ = ["DEFAULT_BLOCKSIZE", "MultipartStream", "MultipartBody", "part_blocks", "walk"]
@@ -179,7 +180,7 @@ class _Params(list):  # type: ignore[type-arg]
 
 
 class MultipartStream:
-    """A multipart/form-data body, streamed: what :func:`multipart_encode` returns.
+    """A multipart body, streamed: what :func:`multipart_encode` returns.
 
     A body whose length is known is a :class:`MultipartBody`, which adds
     ``len(body)``, the ``Content-Length``.  A body holding a part of unknown
@@ -203,6 +204,12 @@ class MultipartStream:
     ``cb(param, current, total)`` is called as blocks are produced, with the
     body's bytes so far and its total (None while it is not known); last with
     ``(None, total, total)``.
+
+    ``subtype`` (``"form-data"``, ``"related"``, ``"mixed"``, any RFC 7230
+    token; lowercased) and, for ``related`` only, ``type`` and ``start``
+    (RFC 2387) make ``body.content_type``, the ``Content-Type`` header to
+    send it with; ``body.subtype`` is the subtype.  A form-data body refuses
+    parts without a name.
     """
 
     def __init__(
@@ -211,12 +218,19 @@ class MultipartStream:
         boundary: Boundary,
         cb: Optional[Callback] = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
+        *,
+        subtype: str = FORM_DATA,
+        type: Optional[str] = None,
+        start: Optional[str] = None,
     ) -> None:
         check_blocksize(blocksize)
         boundary = quote_boundary(boundary)
+        self.subtype = check_subtype(subtype)
+        self.content_type = content_type(boundary, self.subtype, type, start)
         # What is encoded: params, and (from multipart_encode) runs of text
         # fields, which become params only when ``params`` is read.
         self._parts: List[Any] = list(params)
+        check_names(self._parts, self.subtype)
         self._params: Optional[_Params] = None
         self.boundary = boundary
         self.cb = cb
@@ -544,8 +558,12 @@ class MultipartBody(MultipartStream):
         boundary: Boundary,
         cb: Optional[Callback] = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
+        *,
+        subtype: str = FORM_DATA,
+        type: Optional[str] = None,
+        start: Optional[str] = None,
     ) -> None:
-        super().__init__(params, boundary, cb, blocksize)
+        super().__init__(params, boundary, cb, blocksize, subtype=subtype, type=type, start=start)
         if self.total is None:
             self.__class__ = MultipartStream  # type: ignore[assignment]
 

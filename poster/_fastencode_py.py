@@ -248,15 +248,20 @@ def render_part_headers(
 
     ``html5=False`` renders poster 0.8.1's bytes; ``html5=True`` what browsers
     send.  ``name``, ``filename`` and ``filetype`` are ``str`` or UTF-8
-    ``bytes``; ``filename`` and ``filetype`` may be ``None``.
+    ``bytes``; each may be ``None``.  A part without a name (one of a body
+    that is not form-data) gets no form-data disposition: see
+    :func:`_nameless_headers`.
     """
-    name = _as_text(name, "name")
+    if name is not None:
+        name = _as_text(name, "name")
     if filename is not None:
         filename = _as_text(filename, "filename")
     ctype = None
     if filetype is not None:
         ctype = _check_filetype(_as_text(filetype, "filetype"))
 
+    if name is None:
+        return _nameless_headers(filename, ctype, html5)
     if html5:
         disposition = b'Content-Disposition: form-data; name="' + _quote_html5(name, "name") + b'"'
         if filename is not None:
@@ -274,6 +279,35 @@ def render_part_headers(
     if ctype is None:
         return disposition + b"\r\n\r\n"
     return disposition + b"\r\nContent-Type: " + ctype + b"\r\n\r\n"
+
+
+def _nameless_headers(filename: Any, ctype: Any, html5: Any) -> bytes:
+    """The header lines of a part without a name, as :func:`render_part_headers`.
+
+    A filename makes ``Content-Disposition: attachment; filename="..."``
+    (what mail sends in multipart/mixed), quoted as in that style; poster
+    style leaves out an empty one, as for named parts.  There is always a
+    ``Content-Type``: the one given, else ``text/plain; charset=utf-8``
+    (poster style's default), except for a part with a filename in html5
+    style, which gets ``application/octet-stream`` as its files do.
+    Outside form-data a part without a ``Content-Type`` would be read as
+    US-ASCII text (RFC 2046), so html5 style writes it for text too.
+    """
+    lines = []
+    if html5:
+        if filename is not None:
+            lines.append(b'Content-Disposition: attachment; filename="' + _quote_html5(filename, "filename") + b'"')
+            if ctype is None:
+                ctype = b"application/octet-stream"
+        if ctype is None:
+            ctype = b"text/plain; charset=utf-8"
+    else:
+        if filename:
+            lines.append(b'Content-Disposition: attachment; filename="' + _quote_filename_poster(filename) + b'"')
+        if not ctype:
+            ctype = b"text/plain; charset=utf-8"
+    lines.append(b"Content-Type: " + ctype)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 # ---------------------------------------------------------------------------

@@ -377,6 +377,14 @@ class MultipartParam:
     ``Content-ID``: names are RFC 7230 tokens, values single lines of text;
     ``Content-Disposition``, ``Content-Type`` and ``Content-Length`` are
     refused there (use ``name``, ``filename``, ``filetype``).
+
+    ``name=None`` makes a part without a name, for a body of another
+    subtype than form-data (``multipart_encode(..., subtype="related")``):
+    it has no ``Content-Disposition`` (but ``attachment; filename="..."``
+    when it has a ``filename``) and always a ``Content-Type``: ``filetype``,
+    else ``text/plain; charset=utf-8`` (in html5 style
+    ``application/octet-stream`` when it has a filename).  A form-data
+    body refuses it.
     """
 
     __slots__ = (
@@ -393,7 +401,7 @@ class MultipartParam:
     style = _frozen("style")
     headers = _frozen("extra_headers")
 
-    _name: str
+    _name: Optional[str]
     _value: Optional[bytes]
     _filename: Optional[str]
     _filetype: Optional[str]
@@ -406,7 +414,7 @@ class MultipartParam:
 
     def __init__(
         self,
-        name: Union[str, bytes],
+        name: Optional[Union[str, bytes]],
         value: Any = None,
         filename: Optional[Union[str, bytes]] = None,
         filetype: Optional[Union[str, bytes]] = None,
@@ -422,7 +430,7 @@ class MultipartParam:
             raise ValueError("Only one of value or fileobj may be specified")
         # The common types are taken as they are: many small fields are made
         # by the thousand, so the checks below stay off their path.
-        self._name = name if type(name) is str else _as_text(name, "name")
+        self._name = name if type(name) is str or name is None else _as_text(name, "name")
         self._filename = filename if filename is None or type(filename) is str else _as_text(filename, "filename")
         self._filetype = filetype if filetype is None or type(filetype) is str else _as_text(filetype, "filetype")
         self._style = style
@@ -478,7 +486,7 @@ class MultipartParam:
     @classmethod
     def from_file(
         cls,
-        paramname: Union[str, bytes],
+        paramname: Optional[Union[str, bytes]],
         filename: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"],
         *,
         style: str = "poster",
@@ -539,7 +547,7 @@ class MultipartParam:
             if type(value) is str or type(value) is bytes:  # the common case, first
                 result.append(cls(name, value, style=style))
             elif isinstance(value, cls):
-                if value._name != _as_text(name, "name"):
+                if value._name != (None if name is None else _as_text(name, "name")):
                     raise ParamNameMismatchError(
                         f"MultipartParam named {value._name!r} was given under the name {name!r}"
                     )
@@ -563,7 +571,7 @@ class MultipartParam:
 
     def _sort_key(self) -> Tuple[Any, ...]:
         return (
-            self._name,
+            self._name is not None, self._name or "",
             self._value is not None, self._value or b"",
             self._filename is not None, self._filename or "",
             self._filetype is not None, self._filetype or "",
@@ -608,7 +616,7 @@ class MultipartParam:
 
     def label(self) -> str:
         """How errors name this part."""
-        return f"part {self._name!r}"
+        return f"part {self._name!r}" if self._name is not None else "a part without a name"
 
     def check_sendable(self) -> None:
         """Raise now what a body would raise when it reached this part's content."""

@@ -24,6 +24,20 @@ send: UTF-8 as is, with ``"``, CR and LF in names and filenames written
 inside a quoted value (the README's "Header styles" gives each spelling), so
 no name or filename can change another header parameter.
 
+Bodies of other RFC 2046 subtypes are made the same way::
+
+    >>> datagen, headers = multipart_encode(
+    ...     [MultipartParam(None, b'{"name": "cat.jpg"}', filetype="application/json"),
+    ...      MultipartParam(None, b"JPEG...", filetype="image/jpeg")],
+    ...     boundary="xyz", subtype="related", type="application/json")
+    >>> headers["Content-Type"]
+    'multipart/related; boundary=xyz; type="application/json"'
+    >>> datagen.content_type == headers["Content-Type"]
+    True
+
+A part without a name (``MultipartParam(None, ...)``) has no
+``Content-Disposition``; a form-data body refuses it.
+
 The modules behind this one: ``_parts`` (the part model), ``_sources``
 (where a file part's content comes from), ``_body`` (the body), ``_send``
 (sockets) and :mod:`poster.errors`.
@@ -48,6 +62,7 @@ from poster._parts import (
     parts_from_params,
     quote_boundary,
 )
+from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import (
     BodyConsumedError,
     BodyFrozenError,
@@ -115,19 +130,39 @@ def encode_file_header(
     ).encode_hdr(boundary)
 
 
-def get_body_size(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> Optional[int]:
+def get_body_size(
+    params: ParamsInput, boundary: Boundary, *, style: str = "poster", subtype: str = FORM_DATA
+) -> Optional[int]:
     """The length of the body ``params`` encode to, computed without reading
-    files; None when a part's length cannot be known (a pipe, a generator)."""
+    files; None when a part's length cannot be known (a pipe, a generator).
+
+    ``subtype`` is that of :func:`multipart_encode`: a form-data body refuses
+    parts without a name.
+    """
     check_style(style)
+    subtype = check_subtype(subtype)
     delimiter = delimiter_of(boundary)
-    return body_size(parts_from_params(params, delimiter, style, DEFAULT_BLOCKSIZE), delimiter)
+    parts = parts_from_params(params, delimiter, style, DEFAULT_BLOCKSIZE)
+    check_names(parts, subtype)
+    return body_size(parts, delimiter)
 
 
-def get_headers(params: ParamsInput, boundary: Boundary, *, style: str = "poster") -> Dict[str, str]:
+def get_headers(
+    params: ParamsInput,
+    boundary: Boundary,
+    *,
+    style: str = "poster",
+    subtype: str = FORM_DATA,
+    type: Optional[str] = None,
+    start: Optional[str] = None,
+) -> Dict[str, str]:
     """``Content-Type`` and ``Content-Length`` for the body of ``params``
-    (no ``Content-Length`` when its length cannot be known)."""
-    headers = {"Content-Type": f"multipart/form-data; boundary={quote_boundary(boundary)}"}
-    size = get_body_size(params, boundary, style=style)
+    (no ``Content-Length`` when its length cannot be known).
+
+    ``subtype``, ``type`` and ``start`` are those of :func:`multipart_encode`.
+    """
+    headers = {"Content-Type": content_type(quote_boundary(boundary), check_subtype(subtype), type, start)}
+    size = get_body_size(params, boundary, style=style, subtype=subtype)
     if size is not None:
         headers["Content-Length"] = str(size)
     return headers
@@ -143,8 +178,11 @@ def multipart_encode(
     *,
     style: str = "poster",
     blocksize: int = DEFAULT_BLOCKSIZE,
+    subtype: str = FORM_DATA,
+    type: Optional[str] = None,
+    start: Optional[str] = None,
 ) -> Tuple[MultipartStream, Dict[str, str]]:
-    """Encode ``params`` as multipart/form-data: returns ``(datagen, headers)``.
+    """Encode ``params`` as multipart/form-data (or another ``subtype``): returns ``(datagen, headers)``.
 
     ``params`` is what :meth:`MultipartParam.from_params` takes.  ``boundary``
     defaults to :func:`gen_boundary`; a given one is ``quote_plus``'d once and
@@ -158,6 +196,18 @@ def multipart_encode(
     ``filesize``), ``headers`` has no ``Content-Length`` and ``datagen`` is a
     :class:`MultipartStream` without ``len()``: clients send it chunked.
     Otherwise it is a :class:`MultipartBody`.
+
+    ``subtype`` makes a body of another RFC 2046 subtype (``"related"``,
+    ``"mixed"``, any RFC 7230 token, sent lowercased), with
+    ``Content-Type: multipart/<subtype>; boundary=...``; its parts may have
+    no name (``MultipartParam(None, ...)``, sent without a
+    ``Content-Disposition``), which a form-data body refuses.  For
+    ``"related"`` only, ``type`` (the root part's media type) and ``start``
+    (its ``Content-ID``) add RFC 2387's parameters, in double quotes; a value
+    holding CR, LF, NUL, another control character, ``"``, ``\\`` or a
+    non-ASCII character is refused.  Each of these mistakes is a
+    ``ValueError`` that says what to do.
+    ``datagen.content_type`` is the ``Content-Type`` header.
     """
     check_style(style)
     check_blocksize(blocksize)
@@ -168,8 +218,8 @@ def multipart_encode(
         parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
-    body = MultipartBody(parts, boundary, cb, blocksize)
-    headers = {"Content-Type": f"multipart/form-data; boundary={quoted}"}
+    body = MultipartBody(parts, boundary, cb, blocksize, subtype=subtype, type=type, start=start)
+    headers = {"Content-Type": body.content_type}
     if body.total is not None:
         headers["Content-Length"] = str(body.total)
     return body, headers

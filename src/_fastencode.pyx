@@ -416,23 +416,49 @@ cdef bytes check_filetype(object filetype):
     return utf8(filetype, "filetype")
 
 
+cdef bytes nameless_headers(object filename, bytes ctype, object html5):
+    # An attachment disposition only with a filename, always a Content-Type:
+    # see the twin's _nameless_headers.
+    lines = []
+    if html5:
+        if filename is not None:
+            lines.append(b'Content-Disposition: attachment; filename="' + quote_html5(filename, "filename") + b'"')
+            if ctype is None:
+                ctype = b"application/octet-stream"
+        if ctype is None:
+            ctype = b"text/plain; charset=utf-8"
+    else:
+        if filename:
+            lines.append(b'Content-Disposition: attachment; filename="' + quote_filename_poster(filename) + b'"')
+        if not ctype:
+            ctype = b"text/plain; charset=utf-8"
+    lines.append(b"Content-Type: " + ctype)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 def render_part_headers(name, filename=None, filetype=None, html5=False):
     """The header lines of one part, after its delimiter line, up to and
     including the blank line that ends them.
 
     ``html5=False`` renders poster 0.8.1's bytes; ``html5=True`` what browsers
     send.  ``name``, ``filename`` and ``filetype`` are ``str`` or UTF-8
-    ``bytes``; ``filename`` and ``filetype`` may be ``None``.
+    ``bytes``; each may be ``None``.  A part without a name (one of a body
+    that is not form-data) gets no form-data disposition: see the twin's
+    ``_nameless_headers``.
     """
     # str subclasses are taken as plain str (as_text), as in the twin.
-    cdef object name_text = as_text(name, "name")
+    cdef object name_text = None
     cdef object filename_text = None
     cdef bytes ctype = None
+    if name is not None:
+        name_text = as_text(name, "name")
     if filename is not None:
         filename_text = as_text(filename, "filename")
     if filetype is not None:
         ctype = check_filetype(as_text(filetype, "filetype"))
 
+    if name_text is None:
+        return nameless_headers(filename_text, ctype, html5)
     if html5:
         pieces = [b'Content-Disposition: form-data; name="', quote_html5(name_text, "name"), b'"']
         if filename_text is not None:

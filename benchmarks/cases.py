@@ -58,6 +58,46 @@ def big_file(size: int = BIG_FILE_SIZE, name: str = "big") -> Path:
     return path
 
 
+# -- one big file, hashed ------------------------------------------------------------
+
+
+def bare_sha256(path: Path) -> Case:
+    """The floor of a digest: hashlib.sha256 of the file read in 1 MiB blocks."""
+
+    def run():
+        hasher = hashlib.sha256()
+        buffer = memoryview(mmap.mmap(-1, 1 << 20))
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                count = f.readinto(buffer)
+                if not count:
+                    return hasher.hexdigest()
+                hasher.update(buffer[:count])
+
+    return run
+
+
+def poster_digest(path: Path, backend: str) -> Case:
+    """Encoding the file with ``digest="sha256"``: read, scanned and hashed once."""
+    impl = IMPLS[backend]
+
+    def run():
+        _backend.select(impl)
+        param = poster.encode.MultipartParam.from_file("file", str(path))
+        datagen, _ = poster.encode.multipart_encode(
+            [param], boundary=BOUNDARY, blocksize=BLOCKSIZE, digest="sha256"
+        )
+        for _block in datagen:
+            pass
+        return datagen.digests[0][1]
+
+    return run
+
+
+def digest_cases(path: Path) -> Dict[str, Case]:
+    return {"poster (cython)": poster_digest(path, "cython"), "bare sha256": bare_sha256(path)}
+
+
 # -- one big file ----------------------------------------------------------------
 
 

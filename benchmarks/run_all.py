@@ -40,6 +40,7 @@ TARGETS = {
     ("fields", "urllib3"): 5.0,
     ("fields", "poster (python)"): 3.0,
     ("threads", "two threads / one"): 1.6,
+    ("digest", "bare sha256"): 0.9,
 }
 MEMORY_LIMIT_KIB = 4 * 1024
 
@@ -128,6 +129,7 @@ def main() -> int:
         mib = cases.BIG_FILE_SIZE / 2**20
         rows += ratio_rows("bigfile", rounds_of(cases.bigfile_cases(big), args.rounds), mib)
         rows += ratio_rows("fields", rounds_of(cases.fields_cases(), args.rounds))
+        rows += ratio_rows("digest", rounds_of(cases.digest_cases(big), args.rounds), mib)
 
         second = cases.big_file(name="big2")
         threads = rounds_of({

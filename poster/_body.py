@@ -11,10 +11,13 @@ import asyncio
 import io
 import itertools
 import threading
-from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional
+import math
+import time
+from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
+from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
 from poster._sources import Reading, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
@@ -25,19 +28,23 @@ __all__ = ["DEFAULT_BLOCKSIZE", "MultipartStream", "MultipartBody", "part_blocks
 #: Block size of :func:`poster.encode.multipart_encode` bodies, in bytes.
 DEFAULT_BLOCKSIZE = 64 * 1024
 
-#: What a walk does with a file part's content: given the param and its
-#: reading, an iterator of what to yield (``bytes`` blocks, or the counts of
-#: bytes it put on a socket itself).
-Content = Callable[[MultipartParam, Reading], Iterator[Any]]
+#: What a walk does with a file part's content: given the param, its
+#: reading and the hashers to feed (or None), an iterator of what to yield
+#: (``bytes`` blocks, or the counts of bytes it put on a socket itself).
+Content = Callable[[MultipartParam, Reading, Optional[Hashers]], Iterator[Any]]
 
 
-def file_content(param: MultipartParam, reading: Reading, delimiter: bytes, blocksize: int) -> Iterator[bytes]:
-    """A file part's content in checked blocks (the hot path's ``FileContent``)."""
+def file_content(
+    param: MultipartParam, reading: Reading, delimiter: bytes, blocksize: int,
+    hashers: Optional[Hashers] = None,
+) -> Iterator[bytes]:
+    """A file part's content in checked blocks (the hot path's ``FileContent``),
+    each fed to ``hashers`` as it comes."""
     content: Iterator[bytes] = _backend.impl.FileContent(
         reading.source, reading.start, param.content_size(), blocksize, delimiter,
         param._check_growth, param.label(),
     )
-    return content
+    return content if hashers is None else hashed(content, hashers)
 
 
 def walk(
@@ -49,6 +56,7 @@ def walk(
     total: Optional[int] = 0,
     part_callbacks: bool = True,
     close: bool = True,
+    digests: Optional[Digests] = None,
 ) -> Generator[Any, None, None]:
     """The parts in order, calling the callbacks as it goes.
 
@@ -62,7 +70,8 @@ def walk(
     be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
     param's own ``cb`` counts its part.  A total not known (None: a part of
     unknown length) is passed as None, until the last call, which passes the
-    count at the end.
+    count at the end.  ``digests`` (then params only, too) hashes the
+    parts' content and fills the ``digest_of`` parts.
     """
     delimiter_line = delimiter + b"\r\n"
     write_text_pairs = _backend.impl.write_text_pairs
@@ -90,6 +99,8 @@ def walk(
             for param in itertools.islice(parts, index, stop):
                 size = param.size(len(delimiter))
                 current += size
+                if digests is not None:
+                    digests.finish_value(param, param._value)
                 if part_callbacks and param.cb:
                     param.cb(param, size, size)
                 if cb:
@@ -99,12 +110,31 @@ def walk(
                     f"boundary found in the value of {parts[stop].label()}; use another boundary"
                 )
             index = stop
+        elif isinstance(param._source, DigestSource):
+            # The digest of a part sent before it, known now: a value part.
+            if digests is None:
+                raise ValueError(
+                    f"{param.label()} is the digest of another part: it can only be sent "
+                    "in a body that holds that part before it"
+                )
+            value = digests.value_of(param._source, param.label())
+            digests.finish_value(param, value)
+            pending += (delimiter_line, param._headers, value, b"\r\n")
+            size = param.size(len(delimiter))
+            pending_size += size
+            current += size
+            if part_callbacks and param.cb:
+                param.cb(param, size, size)
+            if cb:
+                cb(param, current, total)
+            index += 1
         else:
             index += 1
             param.check_sendable()
             part_total = param.size(len(delimiter))
             counting = cb or (part_callbacks and param.cb) or part_total is None
             reading = param._source.open(param.label())  # before its header leaves
+            hashers = digests.hashers_for(param) if digests is not None else None
             end = None
             try:
                 pending += (delimiter_line, param._headers)
@@ -119,11 +149,11 @@ def walk(
                 pending.clear()
                 head = part_current
                 if not counting:  # size known, nothing to count: pass the content on as it comes
-                    yield from content(param, reading)
+                    yield from content(param, reading, hashers)
                     part_current += param._filesize
                     current += param._filesize
                 else:
-                    for item in content(param, reading):
+                    for item in content(param, reading, hashers):
                         count = item if type(item) is int else len(item)
                         part_current += count
                         current += count
@@ -135,6 +165,8 @@ def walk(
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)
+            if digests is not None:
+                digests.finish(param, hashers)
             pending.append(b"\r\n")
             pending_size = 2
             current += 2
@@ -159,10 +191,35 @@ def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbac
 
     With ``callbacks``, the param's own ``cb`` counts the part.
     """
-    def content(param: MultipartParam, reading: Reading) -> Iterator[bytes]:
-        return file_content(param, reading, delimiter, blocksize)
+    def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
+        return file_content(param, reading, delimiter, blocksize, hashers)
 
     return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False)
+
+
+def check_rate(rate: Any) -> Optional[float]:
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+        raise ValueError(f"rate must be a positive number of bytes per second, not {rate!r}")
+    return float(rate)
+
+
+class Pacer:
+    """Keeps bytes handed out within ``rate`` a second from its start, never
+    more than ``allowance`` bytes ahead."""
+
+    def __init__(self, rate: float, allowance: int) -> None:
+        self.rate = rate
+        self.allowance = allowance
+        self.start = time.monotonic()
+        self.count = 0
+
+    def take(self, count: int) -> float:
+        """Count ``count`` more bytes; the seconds to wait before they go."""
+        self.count += count
+        due = self.start + (self.count - self.allowance) / self.rate
+        return max(0.0, due - time.monotonic())
 
 
 class _Params(list):  # type: ignore[type-arg]
@@ -190,8 +247,8 @@ class MultipartStream:
 
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
     and ``async for`` reads files in a worker thread (and async sources on
-    the event loop; a body holding one can only be sent with ``async for``).  ``reset()`` (or ``seek(0)``) rewinds every part so the
-    body can be sent again; ``tell()`` counts the bytes out so far, which is
+    the event loop; a body holding one can only be sent with ``async for``).
+    ``reset()`` (or ``seek(0)``) rewinds every part so the body can be sent again; ``tell()`` counts the bytes out so far, which is
     how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
     :class:`~poster.errors.BodyConsumedError`.
@@ -210,6 +267,12 @@ class MultipartStream:
     (RFC 2387) make ``body.content_type``, the ``Content-Type`` header to
     send it with; ``body.subtype`` is the subtype.  A form-data body refuses
     parts without a name.
+
+    ``digest`` (a ``hashlib`` algorithm name) hashes every part's content as
+    it is produced or sent: once the body is through, :attr:`digests` lists
+    ``(name, hexdigest)`` in part order.  ``rate`` (bytes per second) paces
+    iteration, async iteration and :meth:`write_to`: they never run ahead of
+    it by more than one block, and wait by sleeping.
     """
 
     def __init__(
@@ -222,8 +285,14 @@ class MultipartStream:
         subtype: str = FORM_DATA,
         type: Optional[str] = None,
         start: Optional[str] = None,
+        digest: Optional[str] = None,
+        rate: Optional[float] = None,
     ) -> None:
         check_blocksize(blocksize)
+        if digest is not None:
+            check_algorithm(digest)
+        self.rate = check_rate(rate)
+        self.digest = digest
         boundary = quote_boundary(boundary)
         self.subtype = check_subtype(subtype)
         self.content_type = content_type(boundary, self.subtype, type, start)
@@ -238,6 +307,9 @@ class MultipartStream:
         self._delimiter = b"--" + boundary.encode("ascii")
         self.total = body_size(self._parts, self._delimiter)
         self._needs_async = any(isinstance(part, MultipartParam) and part._is_async() for part in self._parts)
+        check_order(self._parts)
+        self._digests = Digests(digest, self._parts)
+        self._pacer: Optional[Pacer] = None
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._sent = 0
         self._ended = False
@@ -308,6 +380,26 @@ class MultipartStream:
                     part.reset()
             self._sent = 0
             self._ended = False
+            self._digests = Digests(self.digest, self._parts)
+            self._pacer = None
+
+    @property
+    def digests(self) -> List[Tuple[Optional[str], str]]:
+        """``(name, hexdigest)`` of each part's content sent so far, in part
+        order (with ``digest=``; empty otherwise); a reset clears it."""
+        return list(self._digests.results)
+
+    def _walk_parts(self) -> List[Any]:
+        """What a walk goes over: params when a callback or a digest needs them."""
+        return self.params if self.cb or self._digests.active else self._parts
+
+    def _pace(self, count: int) -> float:
+        """Seconds to wait before handing out ``count`` more bytes (``rate``)."""
+        if self.rate is None:
+            return 0.0
+        if self._pacer is None:
+            self._pacer = Pacer(self.rate, self.blocksize)
+        return self._pacer.take(count)
 
     # -- iteration ---------------------------------------------------------------
 
@@ -357,6 +449,8 @@ class MultipartStream:
             for block in blocks:
                 if self._blocks is not blocks:  # reset since this loop began
                     raise self._consumed_error()
+                if self.rate is not None:
+                    time.sleep(self._pace(len(block)))
                 self._sent += len(block)
                 yield block
         except GeneratorExit:
@@ -375,7 +469,10 @@ class MultipartStream:
     def __next__(self) -> bytes:
         self._check_sync()
         with self._lock:
-            return self._step(self._running())
+            block = self._step(self._running())
+        if self.rate is not None:
+            time.sleep(self._pace(len(block)))
+        return block
 
     next = __next__  # poster 0.8.1's spelling
 
@@ -408,12 +505,11 @@ class MultipartStream:
         """The body's blocks, for iteration."""
         delimiter, blocksize = self._delimiter, self.blocksize
 
-        def content(param: MultipartParam, reading: Reading) -> Iterator[bytes]:
-            return file_content(param, reading, delimiter, blocksize)
+        def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
+            return file_content(param, reading, delimiter, blocksize, hashers)
 
-        # The body's callback is called with each part's param: make them.
-        parts = self.params if self.cb else self._parts
-        return walk(parts, delimiter, blocksize, content, self.cb, self.total)
+        return walk(self._walk_parts(), delimiter, blocksize, content, self.cb, self.total,
+                    digests=self._digests)
 
     # -- sending on a socket -------------------------------------------------------
 
@@ -456,15 +552,18 @@ class MultipartStream:
         self._ended = True  # whatever happens, a second send needs a reset
         use_sendfile = sendfile and is_plain_socket(sock)
         delimiter = self._delimiter
-        window = self.blocksize if chunked else SEND_WINDOW
+        # Paced or chunked, a body goes out in blocks of its own size.
+        window = self.blocksize if chunked or self.rate is not None else SEND_WINDOW
         out = _Chunks(sock, self.blocksize) if chunked else None
         send = sock.sendall if out is None else out.write
 
-        def content(param: MultipartParam, reading: Reading) -> Iterator[int]:
+        def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[int]:
             fd = reading.fd if use_sendfile else -1
             offset = reading.start
-            for block in file_content(param, reading, delimiter, window):
+            for block in file_content(param, reading, delimiter, window, hashers):
                 count = len(block)
+                if self.rate is not None:
+                    time.sleep(self._pace(count))
                 if fd < 0:
                     send(block)
                 else:
@@ -478,11 +577,13 @@ class MultipartStream:
                 offset += count
                 yield count
 
-        parts = self.params if self.cb else self._parts
-        for item in walk(parts, delimiter, window, content, self.cb, self.total):
+        for item in walk(self._walk_parts(), delimiter, window, content, self.cb, self.total,
+                         digests=self._digests):
             if type(item) is int:  # file content, sent already
                 self._sent += item
             else:
+                if self.rate is not None:
+                    time.sleep(self._pace(len(item)))
                 send(item)
                 self._sent += len(item)
         if out is not None:
@@ -562,8 +663,11 @@ class MultipartBody(MultipartStream):
         subtype: str = FORM_DATA,
         type: Optional[str] = None,
         start: Optional[str] = None,
+        digest: Optional[str] = None,
+        rate: Optional[float] = None,
     ) -> None:
-        super().__init__(params, boundary, cb, blocksize, subtype=subtype, type=type, start=start)
+        super().__init__(params, boundary, cb, blocksize, subtype=subtype, type=type, start=start,
+                         digest=digest, rate=rate)
         if self.total is None:
             self.__class__ = MultipartStream  # type: ignore[assignment]
 
@@ -613,6 +717,8 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
+        if body.rate is not None:
+            await asyncio.sleep(body._pace(len(block)))
         if body.total is not None and body._sent >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would

@@ -20,6 +20,7 @@ import urllib.parse
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from poster import _backend
+from poster._digests import DigestSource, check_algorithm
 from poster._sources import AsyncSource, IterableSource, PathSource, Source, source_for
 from poster.errors import ParamNameMismatchError
 
@@ -409,7 +410,7 @@ class MultipartParam:
     _fileobj: Any
     _style: str
     _headers: bytes
-    _source: Optional[Source]
+    _source: Optional[Union[Source, DigestSource]]
     _check_growth: bool
 
     def __init__(
@@ -519,6 +520,31 @@ class MultipartParam:
         )
         param._source = PathSource(path, st)
         param._check_growth = True
+        return param
+
+    @classmethod
+    def digest_of(
+        cls,
+        name: Optional[Union[str, bytes]],
+        part: "MultipartParam",
+        algorithm: str = "sha256",
+        *,
+        style: str = "poster",
+        headers: Any = None,
+    ) -> "MultipartParam":
+        """A text part whose value is the hex digest of ``part``'s content as sent.
+
+        Place it after ``part`` in the same body: the body hashes ``part``'s
+        content as it produces it (no second read) and sends the digest
+        here.  Its length is the digest's, known in advance, so the body
+        keeps an exact ``Content-Length``.  ``algorithm`` is any of
+        ``hashlib``'s with a fixed length.
+        """
+        if not isinstance(part, MultipartParam):
+            raise TypeError(f"digest_of takes the MultipartParam to hash, not {type(part).__name__}")
+        param = cls(name, filesize=check_algorithm(algorithm), style=style, headers=headers)
+        param._source = DigestSource(part, algorithm)
+        param._check_growth = False
         return param
 
     @classmethod

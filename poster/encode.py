@@ -181,6 +181,8 @@ def multipart_encode(
     subtype: str = FORM_DATA,
     type: Optional[str] = None,
     start: Optional[str] = None,
+    digest: Optional[str] = None,
+    rate: Optional[float] = None,
 ) -> Tuple[MultipartStream, Dict[str, str]]:
     """Encode ``params`` as multipart/form-data (or another ``subtype``): returns ``(datagen, headers)``.
 
@@ -208,6 +210,13 @@ def multipart_encode(
     non-ASCII character is refused.  Each of these mistakes is a
     ``ValueError`` that says what to do.
     ``datagen.content_type`` is the ``Content-Type`` header.
+
+    ``digest`` (a ``hashlib`` algorithm name such as ``"sha256"``) hashes
+    each part's content as it is produced or sent, with no second read:
+    once the body is through, ``datagen.digests`` is a list of
+    ``(name, hexdigest)`` in part order (a reset clears it).  ``rate``
+    limits iterating or sending the body to that many bytes per second
+    (never more than one block ahead; it sleeps).
     """
     check_style(style)
     check_blocksize(blocksize)
@@ -218,7 +227,8 @@ def multipart_encode(
         parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
-    body = MultipartBody(parts, boundary, cb, blocksize, subtype=subtype, type=type, start=start)
+    body = MultipartBody(parts, boundary, cb, blocksize, subtype=subtype, type=type, start=start,
+                         digest=digest, rate=rate)
     headers = {"Content-Type": body.content_type}
     if body.total is not None:
         headers["Content-Length"] = str(body.total)

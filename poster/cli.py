@@ -40,6 +40,7 @@ import hashlib
 import http.client
 import io
 import ipaddress
+import itertools
 import json
 import mimetypes
 import os
@@ -96,6 +97,7 @@ EXIT_CONNECTION = 3
 EXIT_TLS = 4
 EXIT_BODY = 5
 EXIT_REDIRECT = 7
+EXIT_VERIFY = 8
 EXIT_FAIL = 22
 
 #: How to install the command line's extras (the distribution is ``poster-py3``;
@@ -1197,6 +1199,20 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
                 f"-b {cookie!r}: reading cookies from a file is not supported; "
                 "pass them as -b 'name=value; other=value'"
             )
+    if args.verify and args.digest not in (None, "sha256"):
+        raise CommandError(
+            f"--verify compares sha256 digests (what poster serve reports); "
+            f"--digest {args.digest} cannot be verified: leave it out or give sha256"
+        )
+    if args.verify:
+        args.digest = "sha256"
+    if args.digest is not None:
+        try:
+            multipart_encode([], digest=args.digest)
+        except ValueError as exc:
+            raise CommandError(f"--digest {args.digest!r}: {exc}") from None
+    if args.limit_rate is not None and args.limit_rate <= 0:
+        raise CommandError("--limit-rate: give a rate above 0, such as 100K or 10M (bytes a second)")
     if args.retry < 0:
         raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
     if args.max_redirs < 0:
@@ -1235,7 +1251,8 @@ def _send_form(
         with ProgressBar(_progress_wanted(args)) as progress:
             try:
                 datagen, headers = multipart_encode(
-                    params, boundary=args.boundary, cb=progress, style=args.style
+                    params, boundary=args.boundary, cb=progress, style=args.style,
+                    digest=args.digest, rate=args.limit_rate,
                 )
             except ValueError as exc:
                 raise CommandError(f"--boundary {args.boundary!r}: {exc}") from None
@@ -1250,6 +1267,9 @@ def _send_form(
         _copy_body(reply, None, target.url)
         transfer.finished = time.monotonic()
         raise CommandError(said, EXIT_FAIL)
+    if args.digest is not None:
+        _print_digests(params, datagen.digests, args.digest)
+    answer = _Kept() if args.verify else None
     with contextlib.ExitStack() as outputs:
         out: BinaryIO = sys.stdout.buffer
         if args.output not in (None, "-"):
@@ -1258,13 +1278,80 @@ def _send_form(
             except OSError as exc:
                 _copy_body(reply, None, target.url)
                 raise CommandError(f"-o {args.output!r}: {exc.strerror or exc}") from None
-        transfer.size_download = _copy_body(reply, out, target.url)
+        transfer.size_download = _copy_body(reply, out if answer is None else answer.tee(out), target.url)
     transfer.finished = time.monotonic()
     if error is not None:
         raise error
+    if answer is not None and not failed:
+        _verify(datagen.digests, answer.data())
     if failed:
         raise CommandError(said, EXIT_FAIL if args.fail or args.fail_with_body else EXIT_HTTP_ERROR)
     return EXIT_OK
+
+
+def _print_digests(params: Sequence[MultipartParam], digests: Sequence[Tuple[Optional[str], str]],
+                   algorithm: str) -> None:
+    """``--digest``: one stderr line per file part, its digest as sent."""
+    for param, (name, hexdigest) in zip(params, digests):
+        if param.filename is not None or param.value is None:
+            label = f"{name}" + (f" ({param.filename})" if param.filename else "")
+            sys.stderr.write(f"poster: {algorithm} {hexdigest}  {_safe(label)}\n")
+    sys.stderr.flush()
+
+
+def _safe(text: str) -> str:
+    """``text`` with control characters written as escapes, for a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _Kept:
+    """The answer's body, kept (up to a limit) as it is copied out, for ``--verify``."""
+
+    LIMIT = 16 << 20
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._over = False
+
+    def tee(self, out: BinaryIO) -> Any:
+        kept = self
+
+        class Tee:
+            def write(self, block: bytes) -> int:
+                if len(kept._data) + len(block) <= kept.LIMIT:
+                    kept._data += block
+                else:
+                    kept._over = True
+                return out.write(block)
+
+            def flush(self) -> None:
+                out.flush()
+
+        return Tee()
+
+    def data(self) -> Optional[bytes]:
+        return None if self._over else bytes(self._data)
+
+
+def _verify(digests: Sequence[Tuple[Optional[str], str]], answer: Optional[bytes]) -> None:
+    """``--verify``: the sha256 of every part as sent against what the receiver reports."""
+    try:
+        fields = json.loads(answer or b"")["fields"]
+        received = [(field["name"], field["sha256"]) for field in fields]
+    except (ValueError, TypeError, KeyError):
+        raise CommandError(
+            "--verify: the answer holds no per-field sha256 (is the server poster serve?); "
+            "nothing to compare the upload with", EXIT_VERIFY,
+        ) from None
+    for index, (sent, got) in enumerate(itertools.zip_longest(digests, received)):
+        if sent != got:
+            said = "nothing" if got is None else f"{_safe(str(got[0]))!r} with sha256 {got[1]}"
+            sent_said = "nothing" if sent is None else f"{_safe(str(sent[0]))!r} with sha256 {sent[1]}"
+            raise CommandError(
+                f"--verify: part {index + 1} was sent as {sent_said}, the server reports {said}",
+                EXIT_VERIFY,
+            )
+    sys.stderr.write(f"poster: verified: the server got every one of the {len(digests)} parts as sent\n")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -1493,6 +1580,14 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("-k", "--insecure", action="store_true",
                     help="do not verify the server's TLS certificate")
     up.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in this PEM file")
+    up.add_argument("--digest", metavar="ALGORITHM",
+                    help="hash each part as it is sent (sha256, sha512, md5, ...) and print "
+                         "each file part's digest on stderr")
+    up.add_argument("--verify", action="store_true",
+                    help="compare each part's sha256 with what the server reports (poster "
+                         "serve's answer); exit 8 on a mismatch")
+    up.add_argument("--limit-rate", type=parse_size, metavar="RATE",
+                    help="send at most RATE bytes a second (100K, 10M, ...), as curl")
     up.add_argument("--chunked", action="store_true",
                     help="stream standard input, pipes and <(cmd) as they come, with "
                          "Transfer-Encoding: chunked (no temporary file; the server must "

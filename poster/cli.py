@@ -21,6 +21,9 @@ user can fix ends the program with one line on stderr, ``poster: error: ...``
      ``--max-redirs`` redirects, or a ``Location`` that is no http(s) URL
  22  ``upload --fail``: the server answered with an HTTP status of 400 or
      more (curl's status for it)
+ 23  ``upload``: the answer could not be written (``-o`` names a directory or
+     a file in a directory that does not exist, a full disk, a closed pipe);
+     curl's "write error"
 ===  ==========================================================================
 
 Without ``--fail`` an HTTP status of 400 or more is exit 1 with the answer's
@@ -74,6 +77,7 @@ __all__ = [
     "EXIT_BODY",
     "EXIT_REDIRECT",
     "EXIT_FAIL",
+    "EXIT_WRITE",
     "INSTALL_HINT",
     "CommandError",
     "FormField",
@@ -96,6 +100,7 @@ EXIT_TLS = 4
 EXIT_BODY = 5
 EXIT_REDIRECT = 7
 EXIT_FAIL = 22
+EXIT_WRITE = 23
 
 #: How to install the command line's extras (the distribution is ``poster-py3``;
 #: the import name stays ``poster``).
@@ -925,9 +930,10 @@ def _explain(exc: BaseException, url: str, timeout: float, body_size: int = 0) -
     return CommandError(f"{url}: {reason}", EXIT_CONNECTION)
 
 
-def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str) -> int:
+def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str, where: str = "stdout") -> int:
     """Copy the answer's body to ``out`` (``None``: read and drop it); returns
-    its size.  A connection lost meanwhile is a CommandError."""
+    its size.  A connection lost meanwhile is a CommandError, and so is a
+    write to ``out`` (named ``where``) that fails (exit 23)."""
     size = 0
     with reply.body:
         while True:
@@ -940,10 +946,29 @@ def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str) -> int:
                 break
             size += len(block)
             if out is not None:
-                out.write(block)
+                _write_all(out, block, where)
     if out is not None:
-        out.flush()
+        _write_all(out, b"", where)
     return size
+
+
+def _write_all(out: BinaryIO, block: bytes, where: str) -> None:
+    """Write ``block`` to ``out`` and flush; a failure is exit 23."""
+    try:
+        view = memoryview(block)
+        while view:
+            written = out.write(view)
+            if not written:
+                raise OSError(f"no byte of {len(view)} could be written")
+            view = view[written:]
+        out.flush()
+    except OSError as exc:
+        if out is sys.stdout.buffer:
+            _silence_stdout()
+        raise CommandError(
+            f"cannot write the answer to {where} ({exc.strerror or exc}); what it holds there is incomplete",
+            EXIT_WRITE,
+        ) from None
 
 
 # -- the upload command ----------------------------------------------------------
@@ -1186,13 +1211,10 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         raise CommandError(f"--max-redirs {args.max_redirs}: give a count of 0 or more")
     tokens = parse_write_out(args.write_out) if args.write_out is not None else None
     if args.output not in (None, "-"):
-        directory = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(directory):
-            raise CommandError(f"-o {args.output!r}: no such directory {directory!r}")
+        _check_output(args.output)
     args.user_credentials = _user_credentials(args.user) if args.user is not None else None
     context = _ssl_context(args.cacert, args.insecure)
     transfer = Transfer(first.url, args.method)
-    stdout = sys.stdout.buffer
     try:
         code = _send_form(args, first, fields, custom, context, console, transfer)
     except CommandError as exc:
@@ -1200,12 +1222,49 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         transfer.finished = transfer.finished or time.monotonic()
         if tokens is not None:
             console.error(exc.message)
-            write_out(tokens, transfer, stdout)
+            _write_out(tokens, transfer, failed=True)
             return exc.exit_code
         raise
     if tokens is not None:
-        write_out(tokens, transfer, stdout)
+        _write_out(tokens, transfer)
     return code
+
+
+def _write_out(tokens: Sequence[Tuple[str, str]], transfer: Transfer, failed: bool = False) -> None:
+    """``-w``'s output; stdout that cannot be written is exit 23 (unless the
+    upload failed already: its own status stays)."""
+    try:
+        write_out(tokens, transfer, sys.stdout.buffer)
+    except OSError as exc:
+        _silence_stdout()
+        if not failed:
+            raise CommandError(f"cannot write -w's output to stdout ({exc.strerror or exc})", EXIT_WRITE) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of a
+    stdout that cannot be written (full, or a closed pipe) passes quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _check_output(path: str) -> None:
+    """Refuse an ``-o`` that cannot be written, before anything is uploaded
+    (as far as can be known: a disk may still fill up)."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise CommandError(
+            f"-o {path!r} names a directory; give a file name, e.g. -o {os.path.join(path, 'answer')!r}",
+            EXIT_WRITE,
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(
+            f"-o {path!r}: there is no directory {directory!r}; create it first", EXIT_WRITE
+        )
+    writable = path if os.path.exists(path) else directory
+    if not os.access(writable, os.W_OK):
+        raise CommandError(f"-o {path!r}: {writable!r} is not writable (permission denied)", EXIT_WRITE)
 
 
 def _send_form(
@@ -1235,13 +1294,18 @@ def _send_form(
         raise CommandError(said, EXIT_FAIL)
     with contextlib.ExitStack() as outputs:
         out: BinaryIO = sys.stdout.buffer
+        where = "stdout"
         if args.output not in (None, "-"):
+            where = repr(args.output)
             try:
-                out = outputs.enter_context(open(args.output, "wb"))
+                # Unbuffered: a write that fails fails here, not again when closing.
+                out = outputs.enter_context(open(args.output, "wb", buffering=0))
             except OSError as exc:
                 _copy_body(reply, None, target.url)
-                raise CommandError(f"-o {args.output!r}: {exc.strerror or exc}") from None
-        transfer.size_download = _copy_body(reply, out, target.url)
+                raise CommandError(
+                    f"-o {args.output!r}: cannot write it ({exc.strerror or exc})", EXIT_WRITE
+                ) from None
+        transfer.size_download = _copy_body(reply, out, target.url, where)
     transfer.finished = time.monotonic()
     if error is not None:
         raise error
@@ -1421,7 +1485,8 @@ def make_parser() -> argparse.ArgumentParser:
                     "response body goes to stdout. The options are curl's.",
         epilog="Exit status: 0 done (2xx, or 3xx not followed), 1 HTTP status >= 400, "
                "2 bad arguments or file, 3 no connection, 4 TLS, 5 body could not be sent "
-               "as announced, 7 a redirect -L does not follow, 22 HTTP status >= 400 with --fail.",
+               "as announced, 7 a redirect -L does not follow, 22 HTTP status >= 400 with --fail, "
+               "23 the answer could not be written.",
     )
     up.add_argument("url", metavar="URL", help="http:// or https:// URL (http://user:password@host/ sends them)")
     up.add_argument(

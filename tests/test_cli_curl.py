@@ -25,8 +25,9 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from rawservers import RawServer, counting
 from servers import AUTH_PASSWORD, AUTH_USER, echo_payload, serve
-from test_cli import TIMEOUT, cli_env, backend_name, refused_port, run_poster  # noqa: F401
+from test_cli import TIMEOUT, cli_env, backend_name, error_line, refused_port, run_poster  # noqa: F401
 
 CURL = shutil.which("curl")
 EXIT_USAGE, EXIT_CONNECTION, EXIT_REDIRECT, EXIT_FAIL = 2, 3, 7, 22
@@ -433,3 +434,50 @@ def test_retry_on_dropped_and_refused_connections(cli_env: Dict[str, str], tmp_p
                          "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert refused.returncode == EXIT_CONNECTION
     assert refused.stderr.decode().count("will retry") == 2
+
+
+# -- writing the answer --------------------------------------------------------------------
+
+EXIT_WRITE = 23
+
+
+def run_to_stdout(command: List[str], stdout: Path, env: Dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` with its stdout going to the file ``stdout`` (such as /dev/full)."""
+    with open(stdout, "wb") as out:
+        return subprocess.run(command, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env=env, cwd=cwd, timeout=TIMEOUT)
+
+
+def test_an_answer_that_cannot_be_written_is_exit_23(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [echo_server.url, "-F", "a=1"]
+    curl, ours = run_both(*args, "-o", "/dev/full", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_WRITE
+    assert error_line(ours) == "poster: error: cannot write the answer to '/dev/full' (No space left on device); " \
+                               "what it holds there is incomplete"
+    curl = run_to_stdout([CURL or "curl", "-sS", *args], Path("/dev/full"), curl_env(), tmp_path)
+    ours = run_to_stdout([sys.executable, "-m", "poster", "upload", *args], Path("/dev/full"), cli_env, tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_WRITE
+    assert "cannot write the answer to stdout (No space left on device)" in error_line(ours)
+    # -w's output too, when it is all there is to write.
+    ours = run_to_stdout([sys.executable, "-m", "poster", "upload", *args, "-o", os.devnull, "-w", "%{http_code}"],
+                         Path("/dev/full"), cli_env, tmp_path)
+    assert ours.returncode == EXIT_WRITE and "cannot write -w's output" in error_line(ours)
+
+
+@pytest.mark.parametrize("output", ["into/", "{tmp}", "{tmp}/", "missing/answer.json"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_upload(
+        output: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    output = output.format(tmp=tmp_path)
+    (tmp_path / "into").mkdir()
+    with RawServer(counting()) as raw:
+        curl = run_curl(raw.url, "-F", "a=1", "-o", output, cwd=tmp_path)
+        uploads_by_curl = len(raw.connections)
+        ours = run_poster("upload", raw.url, "-F", "a=1", "-o", output, "-w", "%{http_code}",
+                          env=cli_env, cwd=tmp_path)
+        uploads_by_poster = len(raw.connections) - uploads_by_curl
+    # curl finds out after the upload; poster before it.
+    assert curl.returncode == ours.returncode == EXIT_WRITE, ours.stderr
+    assert uploads_by_curl == 1 and uploads_by_poster == 0
+    message = error_line(ours)
+    assert message.startswith(f"poster: error: -o {output!r}")
+    assert ("names a directory" in message) if output != "missing/answer.json" else ("no directory" in message)

@@ -456,6 +456,7 @@ def parse_url(url: str) -> Target:
         host, _, port_text = hostport.partition(":")
         if not host:
             raise invalid("no host name")
+        host = urllib.parse.unquote(host)  # as curl: http://%41/ is http://A/
         if not host.isascii():
             try:
                 host = host.encode("idna").decode("ascii")
@@ -463,6 +464,12 @@ def parse_url(url: str) -> Target:
                 raise invalid(f"{host!r} is not a valid host name") from None
         if not _REG_NAME.match(host):
             raise invalid(f"{host!r} is not a valid host name")
+        # One dot at the end is allowed: a fully qualified name ("example.org.").
+        labels = (host[:-1] if host.endswith(".") else host).split(".")
+        if not all(labels):
+            raise invalid(f"{host!r} is not a valid host name: a dot at its start or two dots in a row")
+        if any(len(label) > 63 for label in labels):
+            raise invalid(f"{host!r} is not a valid host name: a part between dots is over 63 characters")
         shown_host = host
     default_port = 443 if scheme == "https" else 80
     if port_text:

@@ -272,12 +272,21 @@ def test_non_ascii_path_and_query(echo_server: Any, cli_env: Dict[str, str], tmp
 @pytest.mark.parametrize("url", [
     "http://[::1", "http://127.0.0.1:99999/", "http://127.0.0.1:port/", "http://exa mple.org/",
     "http://[nonsense]/", "http://:8000/", "http://127.0.0.1:-1/",
+    # host names with an empty label, or one over 63 characters
+    "http://a..b/", "http://.a/", "http://a../", "http://a%2e%2eb/", "http://é..b/", f"http://{'a' * 64}.b/",
 ])
 def test_malformed_url(url: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
     result = run_poster("upload", url, "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert result.returncode == EXIT_USAGE, result.stderr
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("poster: error: invalid URL "), lines
+
+
+def test_an_empty_label_in_the_host(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl, ours = run_both("http://a..b/", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    # curl tries to resolve it (exit 6); poster says what is wrong with it.
+    assert curl.returncode == 6 and ours.returncode == EXIT_USAGE
+    assert "two dots in a row" in error_line(ours)
 
 
 # -- redirects -------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ user can fix ends the program with one line on stderr, ``poster: error: ...``
  7   ``upload -L``: a redirect that is not followed: a 301, 302 or 303 (it
      would turn the upload into a GET without its body), more than
      ``--max-redirs`` redirects, or a ``Location`` that is no http(s) URL
+ 8   ``upload``: the server's final answer was ``101 Switching Protocols``,
+     another protocol than HTTP, not an answer to the upload (curl's "weird
+     server reply")
  22  ``upload --fail``: the server answered with an HTTP status of 400 or
      more (curl's status for it)
  23  ``upload``: the answer could not be written (``-o`` names a directory or
@@ -76,6 +79,7 @@ __all__ = [
     "EXIT_TLS",
     "EXIT_BODY",
     "EXIT_REDIRECT",
+    "EXIT_WEIRD_REPLY",
     "EXIT_FAIL",
     "EXIT_WRITE",
     "INSTALL_HINT",
@@ -99,6 +103,7 @@ EXIT_CONNECTION = 3
 EXIT_TLS = 4
 EXIT_BODY = 5
 EXIT_REDIRECT = 7
+EXIT_WEIRD_REPLY = 8
 EXIT_FAIL = 22
 EXIT_WRITE = 23
 
@@ -1295,6 +1300,16 @@ def _send_form(
     transfer.status, transfer.version, transfer.headers = reply.status, reply.version, reply.headers
     failed = reply.status >= 400
     said = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+    if reply.status == 101:
+        # What follows is another protocol's, not an answer to the upload.
+        reply.body.close()
+        transfer.finished = time.monotonic()
+        protocol = (reply.headers.get("Upgrade") if reply.headers is not None else None) or "another protocol"
+        raise CommandError(
+            f"{said}: the server switched to {protocol} instead of answering the upload; "
+            "poster speaks HTTP/1.1 only: is it the right URL?",
+            EXIT_WEIRD_REPLY,
+        )
     if failed and args.fail and not args.fail_with_body:
         _copy_body(reply, None, target.url)
         transfer.finished = time.monotonic()
@@ -1492,8 +1507,8 @@ def make_parser() -> argparse.ArgumentParser:
                     "response body goes to stdout. The options are curl's.",
         epilog="Exit status: 0 done (2xx, or 3xx not followed), 1 HTTP status >= 400, "
                "2 bad arguments or file, 3 no connection, 4 TLS, 5 body could not be sent "
-               "as announced, 7 a redirect -L does not follow, 22 HTTP status >= 400 with --fail, "
-               "23 the answer could not be written.",
+               "as announced, 7 a redirect -L does not follow, 8 the server switched protocols "
+               "(101), 22 HTTP status >= 400 with --fail, 23 the answer could not be written.",
     )
     up.add_argument("url", metavar="URL", help="http:// or https:// URL (http://user:password@host/ sends them)")
     up.add_argument(

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from rawservers import RawServer, counting
+from rawservers import RawServer, counting, read_body
 from servers import AUTH_PASSWORD, AUTH_USER, echo_payload, serve
 from test_cli import TIMEOUT, cli_env, backend_name, error_line, refused_port, run_poster  # noqa: F401
 
@@ -490,3 +490,20 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_upload(
     message = error_line(ours)
     assert message.startswith(f"poster: error: -o {output!r}")
     assert ("names a directory" in message) if output != "missing/answer.json" else ("no directory" in message)
+
+
+# -- answers that are no answer to the upload ------------------------------------------
+
+def answer_101(conn: socket.socket, record: Any) -> None:
+    read_body(conn, record)
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi")
+    time.sleep(0.2)
+
+
+def test_switching_protocols_is_no_answer_to_the_upload(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    with RawServer(answer_101) as raw:
+        curl, ours = run_both(raw.url, "-F", "a=1", "-w", "%{http_code}", env=cli_env, cwd=tmp_path)
+    # curl prints what came after the 101 (the other protocol's bytes), exit 0.
+    assert curl.returncode == 0 and curl.stdout == b"\x81\x02hi101"
+    assert ours.returncode == 8 and ours.stdout == b"101"
+    assert "101 Switching Protocols" in error_line(ours) and "switched to websocket" in error_line(ours)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from werkzeug.wrappers import Request, Response
 
 from rawservers import RawServer, counting, read_body
 from servers import AUTH_PASSWORD, AUTH_USER, echo_payload, serve
-from test_cli import TIMEOUT, cli_env, backend_name, error_line, refused_port, run_poster  # noqa: F401
+from test_cli import EXIT_HTTP_ERROR, TIMEOUT, cli_env, backend_name, error_line, refused_port, run_poster  # noqa: F401
 
 CURL = shutil.which("curl")
 EXIT_USAGE, EXIT_CONNECTION, EXIT_REDIRECT, EXIT_FAIL = 2, 3, 7, 22
@@ -492,7 +493,49 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_upload(
     assert ("names a directory" in message) if output != "missing/answer.json" else ("no directory" in message)
 
 
-# -- answers that are no answer to the upload ------------------------------------------
+# -- answers that come early, or are no answer to the upload -------------------------------
+
+def answer_early(status: str, reset: bool) -> Any:
+    """A behaviour: answer ``status`` as soon as the head is in, read no body,
+    close (with the unread body: a reset), or with ``reset`` reset at once."""
+
+    def behaviour(conn: socket.socket, record: Any) -> None:
+        body = f"refused: {status}\n".encode()
+        conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return behaviour
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    """32 MiB (sparse): more than the socket buffers hold, so the upload is cut short."""
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as file:
+        file.truncate(32 << 20)
+    return path
+
+
+@pytest.mark.parametrize("status, reset", [("413 Payload Too Large", False), ("500 Internal Server Error", True)])
+def test_an_answer_before_the_whole_body_is_the_answer(status: str, reset: bool, big_file: Path,
+                                                        cli_env: Dict[str, str], tmp_path: Path) -> None:
+    code = status.split()[0]
+    with RawServer(answer_early(status, reset), rcvbuf=4096) as raw:
+        args = [raw.url + "/up", "-F", f"f=@{big_file}"]
+        curl, ours = run_both(*args, "-w", "\\n%{http_code}", env=cli_env, cwd=tmp_path)
+        assert curl.returncode == 0 and ours.returncode == EXIT_HTTP_ERROR, ours.stderr
+        assert curl.stdout == ours.stdout == f"refused: {status}\n\n{code}".encode()
+        assert error_line(ours) == f"poster: error: HTTP {status} from POST {raw.url}/up"
+        curl, ours = run_both(*args, "--fail", env=cli_env, cwd=tmp_path)
+        assert curl.returncode == ours.returncode == EXIT_FAIL and curl.stdout == ours.stdout == b""
+        tries = len(raw.connections)
+        # 413 is no transient failure: not tried again (a 500 is).
+        ours = run_poster("upload", *args, "--retry", "1", "--retry-delay", "0.1", env=cli_env, cwd=tmp_path)
+        assert ours.returncode == EXIT_HTTP_ERROR
+        assert len(raw.connections) - tries == (1 if code == "413" else 2)
+        assert b"closed the connection" not in ours.stderr
+
 
 def answer_101(conn: socket.socket, record: Any) -> None:
     read_body(conn, record)

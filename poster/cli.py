@@ -1193,42 +1193,12 @@ def upload(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace, console: Console) -> int:
-    first = parse_url(args.url)
-    if not _TOKEN.match(args.method):
-        raise CommandError(f"-X {args.method!r} is not an HTTP method")
-    fields = [
-        parse_form_field(spec) if kind == "form" else parse_form_string(spec)
-        for kind, spec in args.form
-    ]
-    if not fields:
-        raise CommandError(
-            "nothing to send: give at least one -F name=value, -F name=@file or --form-string"
-        )
-    header_texts: List[str] = []
-    for text in args.header:
-        header_texts += _read_header_file(text[1:]) if text.startswith("@") else [text]
-    custom = [parse_header(text) for text in header_texts]
-    for option, text in (("-A", args.user_agent), ("-e", args.referer), *(("-b", c) for c in args.cookie)):
-        if text is not None and any(ch in text for ch in "\r\n\x00"):
-            raise CommandError(f"{option} {text!r}: a header value cannot hold a line break or NUL")
-    for cookie in args.cookie:
-        if "=" not in cookie:
-            raise CommandError(
-                f"-b {cookie!r}: reading cookies from a file is not supported; "
-                "pass them as -b 'name=value; other=value'"
-            )
-    if args.retry < 0:
-        raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
-    if args.max_redirs < 0:
-        raise CommandError(f"--max-redirs {args.max_redirs}: give a count of 0 or more")
+    # -w is read first: as curl, it is written out whatever fails after it
+    # (a malformed URL, a missing file, a refused connection).
     tokens = parse_write_out(args.write_out) if args.write_out is not None else None
-    if args.output not in (None, "-"):
-        _check_output(args.output)
-    args.user_credentials = _user_credentials(args.user) if args.user is not None else None
-    context = _ssl_context(args.cacert, args.insecure)
-    transfer = Transfer(first.url, args.method)
+    transfer = Transfer(_without_password(args.url), args.method)
     try:
-        code = _send_form(args, first, fields, custom, context, console, transfer)
+        code = _checked_upload(args, console, transfer)
     except CommandError as exc:
         transfer.exitcode, transfer.errormsg = exc.exit_code, exc.message
         transfer.finished = transfer.finished or time.monotonic()
@@ -1277,6 +1247,43 @@ def _check_output(path: str) -> None:
     writable = path if os.path.exists(path) else directory
     if not os.access(writable, os.W_OK):
         raise CommandError(f"-o {path!r}: {writable!r} is not writable (permission denied)", EXIT_WRITE)
+
+
+def _checked_upload(args: argparse.Namespace, console: Console, transfer: Transfer) -> int:
+    first = parse_url(args.url)
+    transfer.url = first.url
+    if not _TOKEN.match(args.method):
+        raise CommandError(f"-X {args.method!r} is not an HTTP method")
+    fields = [
+        parse_form_field(spec) if kind == "form" else parse_form_string(spec)
+        for kind, spec in args.form
+    ]
+    if not fields:
+        raise CommandError(
+            "nothing to send: give at least one -F name=value, -F name=@file or --form-string"
+        )
+    header_texts: List[str] = []
+    for text in args.header:
+        header_texts += _read_header_file(text[1:]) if text.startswith("@") else [text]
+    custom = [parse_header(text) for text in header_texts]
+    for option, text in (("-A", args.user_agent), ("-e", args.referer), *(("-b", c) for c in args.cookie)):
+        if text is not None and any(ch in text for ch in "\r\n\x00"):
+            raise CommandError(f"{option} {text!r}: a header value cannot hold a line break or NUL")
+    for cookie in args.cookie:
+        if "=" not in cookie:
+            raise CommandError(
+                f"-b {cookie!r}: reading cookies from a file is not supported; "
+                "pass them as -b 'name=value; other=value'"
+            )
+    if args.retry < 0:
+        raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
+    if args.max_redirs < 0:
+        raise CommandError(f"--max-redirs {args.max_redirs}: give a count of 0 or more")
+    if args.output not in (None, "-"):
+        _check_output(args.output)
+    args.user_credentials = _user_credentials(args.user) if args.user is not None else None
+    context = _ssl_context(args.cacert, args.insecure)
+    return _send_form(args, first, fields, custom, context, console, transfer)
 
 
 def _send_form(

@@ -491,6 +491,22 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_upload(
     message = error_line(ours)
     assert message.startswith(f"poster: error: -o {output!r}")
     assert ("names a directory" in message) if output != "missing/answer.json" else ("no directory" in message)
+    assert ours.stdout == b"000"  # -w is written still, as curl does
+
+
+# -- -w when the upload fails ----------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["http://127.0.0.1:99999/", "-F", "a=1"],                # a malformed URL
+    ["http://a..b/", "-F", "a=1"],
+    ["http://127.0.0.1:{refused}/", "-F", "a=1"],            # refused
+    ["http://127.0.0.1:{refused}/", "-F", "a=@missing.bin"],  # no such file
+])
+def test_write_out_is_written_whatever_fails(args: List[str], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [arg.format(refused=refused_port()) for arg in args]
+    curl, ours = run_both(*args, "-w", "[%{http_code} %{url_effective}]", env=cli_env, cwd=tmp_path)
+    assert curl.returncode != 0 and ours.returncode != 0
+    assert curl.stdout == ours.stdout == f"[000 {args[0]}]".encode()
 
 
 # -- answers that come early, or are no answer to the upload -------------------------------

@@ -1061,20 +1061,21 @@ def _request_headers(
     return headers
 
 
-def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 1``: ``--retry-delay``, else the
-    answer's ``Retry-After`` (in seconds), else 1, 2, 4, ... (at most 600)."""
+def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): ``--retry-delay``,
+    else the answer's ``Retry-After`` (in seconds), else 1, 2, 4, ... (at most 600)."""
     if args.retry_delay is not None:
         return float(args.retry_delay)
     if reply is not None and reply.headers is not None:
         after = (reply.headers.get("Retry-After") or "").strip()
         if after.isascii() and after.isdigit():
             return min(float(after), MAX_RETRY_DELAY)
-    return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY)
+    return min(2.0 ** (retry - 1), MAX_RETRY_DELAY)
 
 
-def _may_retry(args: argparse.Namespace, attempt: int, transfer: Transfer) -> bool:
-    if attempt > args.retry:
+def _may_retry(args: argparse.Namespace, retries: int, transfer: Transfer) -> bool:
+    """Whether one more retry is allowed after ``retries`` of them."""
+    if retries >= args.retry:
         return False
     if args.retry_max_time:
         return bool(time.monotonic() - transfer.started < args.retry_max_time)
@@ -1097,12 +1098,12 @@ def _transfer(
     Returns the final answer, its URL, and the error to end with once the
     answer's body is out (a redirect that ``-L`` does not follow).  Every try
     and every redirect sends the whole body again (``datagen.reset()``; a
-    file given with ``@`` is read again).
+    file given with ``@`` is read again).  Only a transient failure uses up
+    one of the ``--retry`` retries; a redirect followed does not.
     """
     target = first
-    attempt = 0
+    retries = 0
     while True:
-        attempt += 1
         transfer.url = target.url
         progress.sent = 0
         headers = form_headers + _request_headers(args, target, first, custom)
@@ -1116,19 +1117,20 @@ def _transfer(
             )
         except CommandError as exc:
             transfer.size_upload = progress.sent
-            if not (exc.retryable and _may_retry(args, attempt, transfer)):
+            if not (exc.retryable and _may_retry(args, retries, transfer)):
                 raise
             failure = exc.message
         else:
             transfer.size_upload = progress.sent
             console.response_head(reply)
-            if reply.status in RETRY_STATUSES and _may_retry(args, attempt, transfer):
+            if reply.status in RETRY_STATUSES and _may_retry(args, retries, transfer):
                 failure = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
         if failure is not None:
-            delay = _retry_delay(args, reply, attempt)
+            retries += 1
+            delay = _retry_delay(args, reply, retries)
             if reply is not None:
                 _copy_body(reply, None, target.url)
-            left = args.retry - attempt + 1
+            left = args.retry - retries + 1
             console.note(
                 f"warning: {failure}; will retry in {delay:g} s, "
                 f"{left} {'retry' if left == 1 else 'retries'} left"

@@ -446,6 +446,37 @@ def test_retry_on_dropped_and_refused_connections(cli_env: Dict[str, str], tmp_p
     assert refused.stderr.decode().count("will retry") == 2
 
 
+class RedirectsToFlaky(Flaky):
+    """``/start`` redirects (307) to ``/flaky``, which answers 503 ``failures`` times, then echoes."""
+
+    @Request.application
+    def __call__(self, request: Request) -> Response:
+        if request.path == "/start":
+            request.get_data()
+            return Response(b"", status=307, headers={"Location": "/flaky"})
+        return Flaky.__call__.__wrapped__(self, request)  # type: ignore[attr-defined]
+
+
+def test_a_redirect_followed_is_no_retry(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """--retry 1 has one retry for the 503, whatever redirect came before it."""
+    for name in ("curl", "poster"):
+        app = RedirectsToFlaky(failures=1)
+        with serve(app) as server:
+            args = [server.url + "/start", "-L", "--retry", "1", "--retry-delay", "1", "-F", "a=1",
+                    "-w", "\\n%{http_code} %{num_redirects}"]
+            if name == "curl":
+                result = run_curl(*args, cwd=tmp_path)
+            else:
+                result = run_poster("upload", *args, env=cli_env, cwd=tmp_path)
+        assert result.returncode == 0, (name, result.stderr)
+        body, _, tail = result.stdout.decode().rpartition("\n")
+        if name == "curl":  # curl leaves the 503's body on stdout, before the last answer's
+            assert body.startswith("busy")
+            body = body[len("busy"):]
+        assert json.loads(body)["path"] == "/flaky" and tail == "200 1", (name, result.stdout)
+        assert len(app.seen) == 2  # the 503, then the echo
+
+
 # -- writing the answer --------------------------------------------------------------------
 
 EXIT_WRITE = 23

@@ -377,10 +377,16 @@ def parse_header(text: str) -> Tuple[str, Optional[str]]:
 
 
 def _read_header_file(path: str) -> List[str]:
-    """``-H @file``: one header a line; empty lines are skipped."""
+    """``-H @file``: one header a line; empty lines are skipped.
+
+    Lines end at LF only, a CR before it dropped, as curl reads them: a form
+    feed, NEL or U+2028 inside a line stays in the header (``str.splitlines``
+    would split there).
+    """
     try:
         with open(path, "rb") as file:
-            lines = file.read().decode("utf-8", "surrogateescape").splitlines()
+            text = file.read().decode("utf-8", "surrogateescape")
+        lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     except FileNotFoundError:
         raise CommandError(f"-H @{path}: file not found") from None
     except OSError as exc:

@@ -165,6 +165,17 @@ def test_request_headers(echo_server: Any, cli_env: Dict[str, str], tmp_path: Pa
     assert headers_of(default_ours)["Accept"] == headers_of(default_curl)["Accept"] == "*/*"
 
 
+def test_header_file_lines_end_at_line_feeds_only(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """A form feed, NEL (U+0085) or U+2028 inside a line is no line end, for curl either."""
+    header_file = tmp_path / "headers.txt"
+    header_file.write_bytes("X-Ff: a\fb\nX-Nel: c\u0085d\r\nX-Ls: e\u2028f\nX-Last: i\r\n".encode())
+    curl, ours = run_both(echo_server.url, "-F", "a=1", "-H", f"@{header_file}", env=cli_env, cwd=tmp_path)
+    theirs, mine = headers_of(curl), headers_of(ours)
+    for name in ("X-Ff", "X-Nel", "X-Ls", "X-Last"):
+        assert name in theirs and mine.get(name) == theirs[name], (name, mine, theirs)
+    assert mine["X-Last"] == "i" and len(mine["X-Ls"]) > 2
+
+
 def test_method_kept_as_given(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
     curl, ours = run_both(echo_server.url, "-F", "a=1", "-X", "get", "-v", env=cli_env, cwd=tmp_path)
     assert curl.returncode == ours.returncode == 0, ours.stderr

@@ -646,32 +646,41 @@ def _spool(source: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
     return spool
 
 
+def _has_real_size(status: os.stat_result) -> bool:
+    """Whether a file's size is known from ``stat``: a regular file that is
+    not empty.  A pipe, a device, and the files of /proc and /sys (regular,
+    of size 0, yet they hold something when read) are not; an empty regular
+    file is not either, which costs nothing: it is spooled as it is, empty."""
+    return stat.S_ISREG(status.st_mode) and status.st_size > 0
+
+
 def _stdin_file(stack: contextlib.ExitStack) -> BinaryIO:
     """Standard input as a file of known size: as it is when it is a regular
     file, else spooled to a temporary file."""
     stdin = sys.stdin.buffer
-    if stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
+    if _has_real_size(os.fstat(stdin.fileno())):
         return stdin
     return _spool(stdin, stack)
 
 
 def _open_file(path: str, stack: contextlib.ExitStack) -> BinaryIO:
-    """``path`` opened for reading; what is not a regular file (a pipe, a
-    process substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``) is
-    spooled to a temporary file first."""
+    """``path`` opened for reading; what has no real size (a pipe, a process
+    substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``, ``/proc/self/status``)
+    is spooled to a temporary file first."""
     if path == "-":
         return _stdin_file(stack)
     if os.path.isdir(path):
         raise CommandError(f"{path!r} is a directory; upload its files one -F at a time")
     file = stack.enter_context(open(path, "rb"))
-    if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+    if _has_real_size(os.fstat(file.fileno())):
         return file
     return _spool(file, stack)
 
 
-def _is_regular(path: str) -> bool:
+def _known_size(path: str) -> bool:
+    """Whether ``path`` can be sent from the file itself, opened when its part is sent."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        return _has_real_size(os.stat(path))
     except OSError:
         return True  # opening it says what is wrong
 
@@ -713,7 +722,7 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack) -> M
         return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style,
                               headers=field.headers)
     if (field.data != "-" and field.filename is None and field.filetype is None
-            and _is_regular(field.data)):
+            and _known_size(field.data)):
         # Opened only when its part is sent, closed right after.
         return MultipartParam.from_file(field.name, field.data, style=style, headers=field.headers)
     fileobj = _open_file(field.data, stack)

@@ -132,6 +132,20 @@ def test_non_regular_files(echo_server: Any, cli_env: Dict[str, str], tmp_path: 
     assert by_name["n"][3] == 0 and by_name["s"][3] == len(b"from stdin") and by_name["p"][3] == 3
 
 
+def test_files_of_proc_are_sent_whole(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """/proc/self/status is regular and of size 0, yet it holds text: spooled, as a pipe is."""
+    args = [echo_server.url, "-F", "f=@/proc/self/status", "-F", "t=</proc/self/status"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    # curl believes the size and sends nothing.
+    assert [f[3] for f in fields_of(curl)] == [0, 0]
+    fields = {f["name"]: f for f in json.loads(ours.stdout)["fields"]}
+    assert fields["f"]["filename"] == "status" and fields["f"]["size"] > 100
+    assert fields["t"]["value"].startswith("Name:\tpython")
+    with open("/proc/self/status", "rb") as stdin:
+        piped = run_poster("upload", echo_server.url, "-F", "f=@-", env=cli_env, cwd=tmp_path, stdin=stdin)
+    assert fields_of(piped)[0][3] > 100
+
+
 # -- headers ----------------------------------------------------------------------------
 
 def test_credentials(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:

@@ -657,6 +657,8 @@ def _has_real_size(status: os.stat_result) -> bool:
 def _stdin_file(stack: contextlib.ExitStack) -> BinaryIO:
     """Standard input as a file of known size: as it is when it is a regular
     file, else spooled to a temporary file."""
+    if sys.stdin is None:  # started with stdin closed (0<&-)
+        raise CommandError("standard input is closed: give the content on stdin, or a file")
     stdin = sys.stdin.buffer
     if _has_real_size(os.fstat(stdin.fileno())):
         return stdin
@@ -677,6 +679,23 @@ def _open_file(path: str, stack: contextlib.ExitStack) -> BinaryIO:
     return _spool(file, stack)
 
 
+def _reads_stdin(path: str) -> bool:
+    """Whether ``path`` reads standard input, once only: ``-``, or another
+    name (``/dev/stdin``, ``/dev/fd/0``) of a standard input that is a pipe,
+    a socket or a terminal.  A regular file or ``/dev/null`` given as stdin
+    can be opened again from its start, and read twice."""
+    if path == "-":
+        return True
+    try:
+        stdin = os.fstat(0)
+        if not (stat.S_ISFIFO(stdin.st_mode) or stat.S_ISSOCK(stdin.st_mode) or os.isatty(0)):
+            return False
+        there = os.stat(path)
+    except OSError:  # no stdin, or no such file: opening it says so
+        return False
+    return (there.st_dev, there.st_ino) == (stdin.st_dev, stdin.st_ino)
+
+
 def _known_size(path: str) -> bool:
     """Whether ``path`` can be sent from the file itself, opened when its part is sent."""
     try:
@@ -693,8 +712,11 @@ def build_params(
     A missing or unreadable file is a :class:`CommandError` naming the ``-F``
     it came from.
     """
-    if sum(field.data == "-" for field in fields if field.source != "text") > 1:
-        raise CommandError("standard input ('-') can be read by one -F only")
+    if sum(_reads_stdin(field.data) for field in fields if field.source != "text") > 1:
+        raise CommandError(
+            "standard input ('-', /dev/stdin, /dev/fd/0) can be read by one -F only: "
+            "the first would take all of it; save it to a file for the others"
+        )
     params = []
     for field in fields:
         try:

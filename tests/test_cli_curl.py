@@ -146,6 +146,30 @@ def test_files_of_proc_are_sent_whole(echo_server: Any, cli_env: Dict[str, str],
     assert fields_of(piped)[0][3] > 100
 
 
+@pytest.mark.parametrize("form", [["-F", "a=@-", "-F", "b=@/dev/stdin"], ["-F", "a=@/dev/fd/0", "-F", "b=</dev/stdin"]])
+def test_stdin_read_by_two_fields_is_refused(form: List[str], echo_server: Any, cli_env: Dict[str, str],
+                                              tmp_path: Path) -> None:
+    curl = run_curl(echo_server.url, *form, cwd=tmp_path, input=b"from stdin")
+    # curl sends the second one empty.
+    assert sorted(f[3] for f in fields_of(curl)) == [0, len(b"from stdin")]
+    ours = run_poster("upload", f"http://127.0.0.1:{refused_port()}/", *form, env=cli_env, cwd=tmp_path,
+                      input=b"from stdin")
+    assert ours.returncode == EXIT_USAGE
+    assert "standard input ('-', /dev/stdin, /dev/fd/0) can be read by one -F only" in error_line(ours)
+    # A regular file as stdin is opened again by each: both parts get all of it.
+    stdin_file = tmp_path / "stdin.txt"
+    stdin_file.write_bytes(b"from a file")
+    with open(stdin_file, "rb") as stdin:
+        both = run_poster("upload", echo_server.url, "-F", "a=@/dev/stdin", "-F", "b=@/dev/stdin",
+                          env=cli_env, cwd=tmp_path, stdin=stdin)
+    assert [f[3] for f in fields_of(both)] == [len(b"from a file")] * 2
+
+
+def test_a_closed_stdin_is_a_clear_error(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = in_shell(f"$POSTER http://127.0.0.1:{refused_port()}/ -F a=@- 0<&-", env=cli_env, cwd=tmp_path, input=b"")
+    assert result.returncode == EXIT_USAGE and "standard input is closed" in error_line(result)
+
+
 # -- headers ----------------------------------------------------------------------------
 
 def test_credentials(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:

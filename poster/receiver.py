@@ -73,6 +73,8 @@ MAX_PART_HEADERS = 32
 MAX_FIELDS = 100_000
 #: Longest file name written, in bytes of UTF-8 (leaves room for "-NNN").
 MAX_FILENAME_BYTES = 200
+#: Longest multipart boundary taken (RFC 2046 allows 70; some clients send more).
+MAX_BOUNDARY = 256
 
 
 class ReceiverError(Exception):
@@ -305,7 +307,19 @@ class FormReceiver:
     """
 
     def __init__(self, boundary: bytes, save_dir: Optional[UploadDirectory]) -> None:
+        if len(boundary) > MAX_BOUNDARY:
+            raise ReceiverError(
+                HTTPStatus.BAD_REQUEST,
+                f"the multipart boundary is {len(boundary)} characters long; this receiver "
+                f"takes at most {MAX_BOUNDARY} (RFC 2046 allows 70)",
+            )
         self.save_dir = save_dir
+        # RFC 2046: a preamble may come before the first delimiter, and is
+        # ignored.  Until that delimiter is found, this holds what may be its
+        # start (a CRLF before the body's first byte, so that a body starting
+        # with "--boundary" is found the same way); None after.
+        self._delimiter = b"\r\n--" + boundary
+        self._preamble_tail: Optional[bytes] = b"\r\n"
         self.fields: List[Dict[str, Any]] = []
         self.complete = False
         self._pending_files: List[Tuple[str, str, Dict[str, Any]]] = []  # temp path, filename, field
@@ -327,6 +341,10 @@ class FormReceiver:
         }, **_PARSER_LIMITS)
 
     def feed(self, block: bytes) -> None:
+        if self._preamble_tail is not None:
+            block = self._after_preamble(block)
+            if not block:
+                return
         try:
             self._parser.write(block)
         except MultipartParseError as exc:
@@ -338,7 +356,25 @@ class FormReceiver:
                 ) from None
             raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed multipart body: {exc}") from None
 
+    def _after_preamble(self, block: bytes) -> bytes:
+        """What of ``block`` comes from the first delimiter on; the preamble
+        before it is dropped as it arrives (memory stays bounded)."""
+        assert self._preamble_tail is not None
+        seen = self._preamble_tail + block
+        at = seen.find(self._delimiter)
+        if at < 0:
+            self._preamble_tail = seen[-(len(self._delimiter) - 1):]
+            return b""
+        self._preamble_tail = None
+        return seen[at + 2:]  # from "--boundary"
+
     def finish(self) -> List[Dict[str, Any]]:
+        if self._preamble_tail is not None:
+            raise ReceiverError(
+                HTTPStatus.BAD_REQUEST,
+                "malformed multipart body: no line in it is a delimiter, '--' and the boundary "
+                f"{self._delimiter[4:].decode('latin-1')!r} of its Content-Type",
+            )
         self._parser.finalize()
         if not self.complete:
             raise ReceiverError(

@@ -419,3 +419,67 @@ def test_a_get_with_a_body_closes_the_connection(receiver: Serve) -> None:
                 break
             rest += block
     assert rest == b""  # no second answer (a 405 for the DELETE)
+
+
+# -- 8. boundaries and preambles --------------------------------------------------------------
+
+
+def form_with_boundary(boundary: str, preamble: bytes = b"") -> bytes:
+    return preamble + (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("length", [70, 200, 256])
+def test_a_boundary_up_to_256_characters_is_taken(receiver: Serve, length: int) -> None:
+    boundary = "b" * length
+    body = form_with_boundary(boundary)
+    answer = exchange(receiver.port, request_head(
+        Content_Type=f"multipart/form-data; boundary={boundary}", Content_Length=str(len(body))) + body)
+    assert answer.status == 200, answer.body
+    assert [(f["name"], f["value"]) for f in answer.json()["fields"]] == [("a", "value")]
+
+
+@pytest.mark.parametrize("length", [257, 1000, 8000])
+def test_a_longer_boundary_is_400_never_500(receiver: Serve, length: int) -> None:
+    boundary = "b" * length
+    body = form_with_boundary(boundary)
+    answer = exchange(receiver.port, request_head(
+        Content_Type=f"multipart/form-data; boundary={boundary}", Content_Length=str(len(body))) + body)
+    payload = assert_json_error(answer, 400)
+    assert f"boundary is {length} characters long" in payload["error"] and "at most 256" in payload["error"]
+
+
+PREAMBLES = {
+    "a line": b"This is a multi-part message in MIME format.\r\n",
+    "lines": b"one\r\ntwo\r\n\r\n--not the boundary\r\n",
+    "a blank line": b"\r\n",
+    "binary": bytes(range(256)) + b"\r\n",
+    "large": b"p" * 300_000 + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("preamble", list(PREAMBLES.values()), ids=list(PREAMBLES))
+def test_a_preamble_is_ignored(receiver: Serve, preamble: bytes) -> None:
+    body = multipart(file_part(b'filename="after-preamble.txt"', b"the content"))
+    body = preamble + body + b"an epilogue, ignored too\r\n"
+    answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+    assert answer.status == 200, answer.body
+    [field] = answer.json()["fields"]
+    assert field["filename"] == "after-preamble.txt" and field["size"] == len(b"the content")
+
+
+def test_a_delimiter_split_across_reads_after_a_preamble(receiver: Serve) -> None:
+    body = b"preamble\r\n" + multipart(file_part(b'filename="split.txt"', b"split"))
+    cut = len(b"preamble\r\n--hard")
+    head = request_head(Content_Type=MULTIPART, Content_Length=str(len(body)))
+    answer = exchange(receiver.port, head + body[:cut], body[cut:], pause=0.2)
+    assert answer.status == 200, answer.body
+    assert [f["filename"] for f in answer.json()["fields"]] == ["split.txt"]
+
+
+def test_a_body_without_a_delimiter_is_400(receiver: Serve) -> None:
+    body = b"no delimiter in here\r\n--other\r\n"
+    answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+    payload = assert_json_error(answer, 400)
+    assert "no line in it is a delimiter" in payload["error"]

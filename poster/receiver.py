@@ -36,6 +36,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import logging
 import os
 import re
 import socket
@@ -75,6 +76,10 @@ MAX_FIELDS = 100_000
 MAX_FILENAME_BYTES = 200
 #: Longest multipart boundary taken (RFC 2046 allows 70; some clients send more).
 MAX_BOUNDARY = 256
+
+# python-multipart logs why a body is malformed, on stderr when logging is not
+# set up; the receiver answers the reason itself (and logs it unless quiet).
+logging.getLogger("python_multipart").addHandler(logging.NullHandler())
 
 
 class ReceiverError(Exception):
@@ -733,6 +738,7 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
     def _refuse(self, error: ReceiverError) -> None:
         """Answer ``error`` and close; the unread body is drained for a moment so
         the client sees the answer rather than a reset connection."""
+        self.log_message("refused with %d: %s", error.status, error.message)
         self._answer_and_close(error.status, {"error": error.message})
 
     def _answer_and_close(

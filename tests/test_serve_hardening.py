@@ -483,3 +483,24 @@ def test_a_body_without_a_delimiter_is_400(receiver: Serve) -> None:
     answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
     payload = assert_json_error(answer, 400)
     assert "no line in it is a delimiter" in payload["error"]
+
+
+# -- 9. -q ----------------------------------------------------------------------------------
+
+
+def test_quiet_logs_nothing(tmp_path: Path) -> None:
+    serve = start_serve(tmp_path)  # --quiet
+    try:
+        good = multipart(file_part(b'filename="fine.txt"', b"fine"))
+        bad = b"--" + BOUNDARY.encode() + b"\r\nbroken header line\r\n\r\n"
+        answers = [
+            exchange(serve.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(good))) + good),
+            exchange(serve.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(bad))) + bad),
+            exchange(serve.port, b"GARBAGE\r\n\r\n"),
+            exchange(serve.port, request_head("DELETE")),
+        ]
+        assert [a.status for a in answers] == [200, 400, 400, 405]
+    finally:
+        stop(serve)
+    assert serve.process.stderr is not None
+    assert serve.process.stderr.read() == b""

@@ -115,6 +115,9 @@ INSTALL_HINT = "pip install 'poster-py3[cli]' (in a clone: pip install '.[cli]')
 DEMO_SIZE = 256 * 1024 * 1024
 #: Seconds any one socket operation may take before ``upload`` gives up.
 DEFAULT_TIMEOUT = 120.0
+#: ``serve --timeout``: seconds a client may take to send a request's head
+#: (poster.receiver.DEFAULT_TIMEOUT, not imported: python-multipart is an extra).
+DEFAULT_SERVE_TIMEOUT = 60.0
 #: A connection dropped before the answer hints that the server may refuse
 #: bodies this large, from this size on.
 LARGE_BODY = 1024 * 1024
@@ -1388,7 +1391,8 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         server = ReceiverServer(
-            args.host, args.port, save_dir=args.save_dir, max_size=args.max_size, quiet=args.quiet
+            args.host, args.port, save_dir=args.save_dir, max_size=args.max_size, quiet=args.quiet,
+            timeout=args.timeout,
         )
     except OSError as exc:
         if exc.filename:  # --save-dir is not a directory, or cannot be made: a usage error
@@ -1628,6 +1632,9 @@ def make_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-size", type=parse_size, metavar="SIZE",
                     help="answer 413 to bodies larger than SIZE (e.g. 100M, 2G)")
     sv.add_argument("-q", "--quiet", action="store_true", help="no log line per request")
+    sv.add_argument("--timeout", type=_positive_number, default=DEFAULT_SERVE_TIMEOUT, metavar="SECONDS",
+                    help="drop a client that takes longer to send a request's head, or is silent "
+                         f"this long while sending a body (default {DEFAULT_SERVE_TIMEOUT:g})")
     sv.set_defaults(run=serve)
 
     dm = commands.add_parser(

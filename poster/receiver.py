@@ -35,6 +35,7 @@ import errno
 import hashlib
 import http.server
 import itertools
+import io
 import json
 import logging
 import os
@@ -76,6 +77,9 @@ MAX_FIELDS = 100_000
 MAX_FILENAME_BYTES = 200
 #: Longest multipart boundary taken (RFC 2046 allows 70; some clients send more).
 MAX_BOUNDARY = 256
+#: Seconds a client may take to send a request's head (from the connection's
+#: start, or the previous answer), and may stay silent while sending a body.
+DEFAULT_TIMEOUT = 60.0
 
 # python-multipart logs why a body is malformed, on stderr when logging is not
 # set up; the receiver answers the reason itself (and logs it unless quiet).
@@ -602,14 +606,71 @@ def _skip_trailers(rfile: BinaryIO) -> None:
     )
 
 
+class _HeadDeadline(io.RawIOBase):
+    """The connection as the handler reads it.
+
+    While :attr:`deadline` (a :func:`time.monotonic` moment) is set, no read
+    waits past it: a client that trickles its request head a byte at a time
+    cannot hold a thread longer (``TimeoutError``).  Each read also waits at
+    most the socket's own timeout, as before.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self.deadline: Optional[float] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        if self.deadline is None:
+            return self._raw.readinto(buffer)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request head did not come in time")
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
+        try:
+            return self._raw.readinto(buffer)
+        finally:
+            self._sock.settimeout(previous)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 class UploadHandler(http.server.BaseHTTPRequestHandler):
     """Answers POST, PUT and PATCH with what the body held (see the module doc)."""
 
     protocol_version = "HTTP/1.1"
     server_version = f"poster-receiver/{poster.__version__}"
-    #: Seconds a silent client may hold a connection.
-    timeout = 60
+    #: Seconds a silent client may hold a connection (the server's ``timeout`` is used).
+    timeout = DEFAULT_TIMEOUT
     server: "ReceiverServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
+        # The request head is read against a deadline (see handle_one_request).
+        self.rfile.close()
+        self._head_deadline = _HeadDeadline(self.connection)
+        self.rfile = io.BufferedReader(self._head_deadline)
+
+    def handle_one_request(self) -> None:
+        """One request; its head (the wait for it included) must come within
+        the timeout, however slowly its bytes trickle in."""
+        self._head_deadline.deadline = time.monotonic() + self.server.request_timeout
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            self._head_deadline.deadline = None  # the body is read with per-read timeouts
 
     def do_POST(self) -> None:
         try:
@@ -764,7 +825,11 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
 
 class ReceiverServer(http.server.ThreadingHTTPServer):
     """A threaded HTTP server running :class:`UploadHandler`, bound to
-    ``host:port`` (port 0: a free one) and not yet serving."""
+    ``host:port`` (port 0: a free one) and not yet serving.
+
+    ``timeout``: a client that takes longer to send a request's head (or is
+    silent that long while sending a body) is dropped.
+    """
 
     daemon_threads = True
 
@@ -776,12 +841,18 @@ class ReceiverServer(http.server.ThreadingHTTPServer):
         save_dir: Optional[str] = None,
         max_size: Optional[int] = None,
         quiet: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if max_size is not None and max_size < 0:
             raise ValueError(f"max_size must not be negative, got {max_size}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         self.save_dir = None if save_dir is None else UploadDirectory(save_dir)
         self.max_size = max_size
         self.quiet = quiet
+        #: Seconds a client may take to send a request's head, and may stay
+        #: silent while sending a body.
+        self.request_timeout = timeout
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), UploadHandler)

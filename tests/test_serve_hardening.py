@@ -485,7 +485,7 @@ def test_a_body_without_a_delimiter_is_400(receiver: Serve) -> None:
     assert "no line in it is a delimiter" in payload["error"]
 
 
-# -- 9. -q ----------------------------------------------------------------------------------
+# -- 9. -q, and clients that take their time --------------------------------------------------
 
 
 def test_quiet_logs_nothing(tmp_path: Path) -> None:
@@ -504,3 +504,46 @@ def test_quiet_logs_nothing(tmp_path: Path) -> None:
         stop(serve)
     assert serve.process.stderr is not None
     assert serve.process.stderr.read() == b""
+
+
+def trickle_head(port: int, interval: float, longest: float) -> float:
+    """Send a request head a byte every ``interval`` s, for at most ``longest``
+    s; the seconds until the server closed the connection."""
+    head = request_head(Content_Length="0", X_Slow="x" * 200)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        for byte in head[:-1]:
+            if time.monotonic() - started > longest:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # reset: closed
+                break
+            if select.select([sock], [], [], interval)[0]:
+                try:
+                    if not sock.recv(65536):
+                        break
+                except OSError:
+                    break
+    return time.monotonic() - started
+
+
+def test_a_trickled_request_head_is_dropped_after_the_timeout(tmp_path: Path) -> None:
+    serve = start_serve(tmp_path, "--timeout", "1")
+    try:
+        closed_after = trickle_head(serve.port, interval=0.1, longest=15.0)
+        assert 0.9 < closed_after < 4.0, closed_after
+        # The server still answers, and a head that comes in time is taken.
+        answer = exchange(serve.port, request_head("GET", Connection="close"))
+        assert answer.status == 200
+    finally:
+        stop(serve)
+
+
+def test_serve_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
+    for value in ("0", "-1", "soon"):
+        result = subprocess.run(
+            [sys.executable, "-m", "poster", "serve", "--port", "0", "--timeout", value],
+            env=serve_env(), cwd=tmp_path, capture_output=True, timeout=TIMEOUT,
+        )
+        assert result.returncode == EXIT_USAGE and b"--timeout" in result.stderr

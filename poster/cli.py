@@ -19,8 +19,15 @@ user can fix ends the program with one line on stderr, ``poster: error: ...``
  7   ``upload -L``: a redirect that is not followed: a 301, 302 or 303 (it
      would turn the upload into a GET without its body), more than
      ``--max-redirs`` redirects, or a ``Location`` that is no http(s) URL
+ 8   ``upload --verify``: a part's sha256 differs from what the server
+     reports, or its answer reports none
+ 9   ``upload``: the server's final answer was ``101 Switching Protocols``,
+     another protocol than HTTP, not an answer to the upload
  22  ``upload --fail``: the server answered with an HTTP status of 400 or
      more (curl's status for it)
+ 23  ``upload``: the answer could not be written (``-o`` names a directory or
+     a file in a directory that does not exist, a full disk, a closed pipe);
+     curl's "write error"
 ===  ==========================================================================
 
 Without ``--fail`` an HTTP status of 400 or more is exit 1 with the answer's
@@ -75,7 +82,10 @@ __all__ = [
     "EXIT_TLS",
     "EXIT_BODY",
     "EXIT_REDIRECT",
+    "EXIT_VERIFY",
+    "EXIT_WEIRD_REPLY",
     "EXIT_FAIL",
+    "EXIT_WRITE",
     "INSTALL_HINT",
     "CommandError",
     "FormField",
@@ -98,7 +108,9 @@ EXIT_TLS = 4
 EXIT_BODY = 5
 EXIT_REDIRECT = 7
 EXIT_VERIFY = 8
+EXIT_WEIRD_REPLY = 9
 EXIT_FAIL = 22
+EXIT_WRITE = 23
 
 #: How to install the command line's extras (the distribution is ``poster-py3``;
 #: the import name stays ``poster``).
@@ -108,6 +120,9 @@ INSTALL_HINT = "pip install 'poster-py3[cli]' (in a clone: pip install '.[cli]')
 DEMO_SIZE = 256 * 1024 * 1024
 #: Seconds any one socket operation may take before ``upload`` gives up.
 DEFAULT_TIMEOUT = 120.0
+#: ``serve --timeout``: seconds a client may take to send a request's head
+#: (poster.receiver.DEFAULT_TIMEOUT, not imported: python-multipart is an extra).
+DEFAULT_SERVE_TIMEOUT = 60.0
 #: A connection dropped before the answer hints that the server may refuse
 #: bodies this large, from this size on.
 LARGE_BODY = 1024 * 1024
@@ -370,10 +385,16 @@ def parse_header(text: str) -> Tuple[str, Optional[str]]:
 
 
 def _read_header_file(path: str) -> List[str]:
-    """``-H @file``: one header a line; empty lines are skipped."""
+    """``-H @file``: one header a line; empty lines are skipped.
+
+    Lines end at LF only, a CR before it dropped, as curl reads them: a form
+    feed, NEL or U+2028 inside a line stays in the header (``str.splitlines``
+    would split there).
+    """
     try:
         with open(path, "rb") as file:
-            lines = file.read().decode("utf-8", "surrogateescape").splitlines()
+            text = file.read().decode("utf-8", "surrogateescape")
+        lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     except FileNotFoundError:
         raise CommandError(f"-H @{path}: file not found") from None
     except OSError as exc:
@@ -454,6 +475,7 @@ def parse_url(url: str) -> Target:
         host, _, port_text = hostport.partition(":")
         if not host:
             raise invalid("no host name")
+        host = urllib.parse.unquote(host)  # as curl: http://%41/ is http://A/
         if not host.isascii():
             try:
                 host = host.encode("idna").decode("ascii")
@@ -461,6 +483,12 @@ def parse_url(url: str) -> Target:
                 raise invalid(f"{host!r} is not a valid host name") from None
         if not _REG_NAME.match(host):
             raise invalid(f"{host!r} is not a valid host name")
+        # One dot at the end is allowed: a fully qualified name ("example.org.").
+        labels = (host[:-1] if host.endswith(".") else host).split(".")
+        if not all(labels):
+            raise invalid(f"{host!r} is not a valid host name: a dot at its start or two dots in a row")
+        if any(len(label) > 63 for label in labels):
+            raise invalid(f"{host!r} is not a valid host name: a part between dots is over 63 characters")
         shown_host = host
     default_port = 443 if scheme == "https" else 80
     if port_text:
@@ -626,33 +654,61 @@ def _spool(source: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
     return spool
 
 
+def _has_real_size(status: os.stat_result) -> bool:
+    """Whether a file's size is known from ``stat``: a regular file that is
+    not empty.  A pipe, a device, and the files of /proc and /sys (regular,
+    of size 0, yet they hold something when read) are not; an empty regular
+    file is not either, which costs nothing: it is spooled as it is, empty."""
+    return stat.S_ISREG(status.st_mode) and status.st_size > 0
+
+
 def _stdin_file(stack: contextlib.ExitStack, stream: bool = False) -> BinaryIO:
     """Standard input as a file of known size: as it is when it is a regular
     file, else spooled to a temporary file (with ``stream``: read as it comes)."""
+    if sys.stdin is None:  # started with stdin closed (0<&-)
+        raise CommandError("standard input is closed: give the content on stdin, or a file")
     stdin = sys.stdin.buffer
-    if stream or stat.S_ISREG(os.fstat(stdin.fileno()).st_mode):
+    if stream or _has_real_size(os.fstat(stdin.fileno())):
         return stdin
     return _spool(stdin, stack)
 
 
 def _open_file(path: str, stack: contextlib.ExitStack, stream: bool = False) -> BinaryIO:
-    """``path`` opened for reading; what is not a regular file (a pipe, a
-    process substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``) is
-    spooled to a temporary file first, or with ``stream`` (``--chunked``)
+    """``path`` opened for reading; what has no real size (a pipe, a process
+    substitution ``<(cmd)``, ``/dev/stdin``, ``/dev/null``, ``/proc/self/status``)
+    is spooled to a temporary file first, or with ``stream`` (``--chunked``)
     read as it comes, a part of unknown length."""
     if path == "-":
         return _stdin_file(stack, stream)
     if os.path.isdir(path):
         raise CommandError(f"{path!r} is a directory; upload its files one -F at a time")
     file = stack.enter_context(open(path, "rb"))
-    if stream or stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+    if stream or _has_real_size(os.fstat(file.fileno())):
         return file
     return _spool(file, stack)
 
 
-def _is_regular(path: str) -> bool:
+def _reads_stdin(path: str) -> bool:
+    """Whether ``path`` reads standard input, once only: ``-``, or another
+    name (``/dev/stdin``, ``/dev/fd/0``) of a standard input that is a pipe,
+    a socket or a terminal.  A regular file or ``/dev/null`` given as stdin
+    can be opened again from its start, and read twice."""
+    if path == "-":
+        return True
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        stdin = os.fstat(0)
+        if not (stat.S_ISFIFO(stdin.st_mode) or stat.S_ISSOCK(stdin.st_mode) or os.isatty(0)):
+            return False
+        there = os.stat(path)
+    except OSError:  # no stdin, or no such file: opening it says so
+        return False
+    return (there.st_dev, there.st_ino) == (stdin.st_dev, stdin.st_ino)
+
+
+def _known_size(path: str) -> bool:
+    """Whether ``path`` can be sent from the file itself, opened when its part is sent."""
+    try:
+        return _has_real_size(os.stat(path))
     except OSError:
         return True  # opening it says what is wrong
 
@@ -667,8 +723,11 @@ def build_params(
     missing or unreadable file is a :class:`CommandError` naming the ``-F``
     it came from.
     """
-    if sum(field.data == "-" for field in fields if field.source != "text") > 1:
-        raise CommandError("standard input ('-') can be read by one -F only")
+    if sum(_reads_stdin(field.data) for field in fields if field.source != "text") > 1:
+        raise CommandError(
+            "standard input ('-', /dev/stdin, /dev/fd/0) can be read by one -F only: "
+            "the first would take all of it; save it to a file for the others"
+        )
     params = []
     for field in fields:
         try:
@@ -696,7 +755,7 @@ def _build_param(field: FormField, style: str, stack: contextlib.ExitStack, stre
         return MultipartParam(field.name, filetype=field.filetype, fileobj=fileobj, style=style,
                               headers=field.headers)
     if (field.data != "-" and field.filename is None and field.filetype is None
-            and _is_regular(field.data)):
+            and _known_size(field.data)):
         # Opened only when its part is sent, closed right after.
         return MultipartParam.from_file(field.name, field.data, style=style, headers=field.headers)
     fileobj = _open_file(field.data, stack, stream)
@@ -931,9 +990,10 @@ def _explain(exc: BaseException, url: str, timeout: float, body_size: int = 0) -
     return CommandError(f"{url}: {reason}", EXIT_CONNECTION)
 
 
-def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str) -> int:
+def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str, where: str = "stdout") -> int:
     """Copy the answer's body to ``out`` (``None``: read and drop it); returns
-    its size.  A connection lost meanwhile is a CommandError."""
+    its size.  A connection lost meanwhile is a CommandError, and so is a
+    write to ``out`` (named ``where``) that fails (exit 23)."""
     size = 0
     with reply.body:
         while True:
@@ -946,10 +1006,29 @@ def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str) -> int:
                 break
             size += len(block)
             if out is not None:
-                out.write(block)
+                _write_all(out, block, where)
     if out is not None:
-        out.flush()
+        _write_all(out, b"", where)
     return size
+
+
+def _write_all(out: BinaryIO, block: bytes, where: str) -> None:
+    """Write ``block`` to ``out`` and flush; a failure is exit 23."""
+    try:
+        view = memoryview(block)
+        while view:
+            written = out.write(view)
+            if not written:
+                raise OSError(f"no byte of {len(view)} could be written")
+            view = view[written:]
+        out.flush()
+    except OSError as exc:
+        if out is sys.stdout.buffer:
+            _silence_stdout()
+        raise CommandError(
+            f"cannot write the answer to {where} ({exc.strerror or exc}); what it holds there is incomplete",
+            EXIT_WRITE,
+        ) from None
 
 
 # -- the upload command ----------------------------------------------------------
@@ -1030,35 +1109,36 @@ def _request_headers(
     return headers
 
 
-def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 1``: ``--retry-delay``, else the
-    answer's ``Retry-After`` (in seconds), else 1, 2, 4, ... (at most 600)."""
+def _retry_delay(args: argparse.Namespace, reply: Optional[Reply], retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): ``--retry-delay``,
+    else the answer's ``Retry-After`` (in seconds), else 1, 2, 4, ... (at most 600)."""
     if args.retry_delay is not None:
         return float(args.retry_delay)
     if reply is not None and reply.headers is not None:
         after = (reply.headers.get("Retry-After") or "").strip()
         if after.isascii() and after.isdigit():
             return min(float(after), MAX_RETRY_DELAY)
-    return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY)
+    return min(2.0 ** (retry - 1), MAX_RETRY_DELAY)
 
 
-def _may_retry(args: argparse.Namespace, attempt: int, transfer: Transfer) -> bool:
-    if attempt > args.retry:
+def _may_retry(args: argparse.Namespace, retries: int, transfer: Transfer) -> bool:
+    """Whether one more retry is allowed after ``retries`` of them."""
+    if retries >= args.retry:
         return False
     if args.retry_max_time:
         return bool(time.monotonic() - transfer.started < args.retry_max_time)
     return True
 
 
-def _rewind(datagen: Any, attempt: int) -> None:
+def _rewind(datagen: Any) -> None:
     """Rewind the body for a try; a streamed input cannot be sent twice."""
     try:
         datagen.reset()
     except NotReplayableError:
         raise CommandError(
             "the upload streams its input as it comes (--chunked), so it cannot be sent "
-            f"again for {'a retry or a redirect' if attempt > 1 else 'this try'}; "
-            "without --chunked the input is spooled first and can be",
+            "again for a retry or a redirect; without --chunked the input is spooled "
+            "first and can be",
             EXIT_BODY,
         ) from None
 
@@ -1079,38 +1159,39 @@ def _transfer(
     Returns the final answer, its URL, and the error to end with once the
     answer's body is out (a redirect that ``-L`` does not follow).  Every try
     and every redirect sends the whole body again (``datagen.reset()``; a
-    file given with ``@`` is read again).
+    file given with ``@`` is read again).  Only a transient failure uses up
+    one of the ``--retry`` retries; a redirect followed does not.
     """
     target = first
-    attempt = 0
+    retries = 0
     while True:
-        attempt += 1
         transfer.url = target.url
         progress.sent = 0
         headers = form_headers + _request_headers(args, target, first, custom)
         reply: Optional[Reply] = None
         failure: Optional[str] = None
         try:
-            _rewind(datagen, attempt)
+            _rewind(datagen)
             reply = send(
                 target.url, args.method, datagen, headers, context=context,
                 timeout=args.timeout, on_head=console.request_head,
             )
         except CommandError as exc:
             transfer.size_upload = progress.sent
-            if not (exc.retryable and _may_retry(args, attempt, transfer)):
+            if not (exc.retryable and _may_retry(args, retries, transfer)):
                 raise
             failure = exc.message
         else:
             transfer.size_upload = progress.sent
             console.response_head(reply)
-            if reply.status in RETRY_STATUSES and _may_retry(args, attempt, transfer):
+            if reply.status in RETRY_STATUSES and _may_retry(args, retries, transfer):
                 failure = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
         if failure is not None:
-            delay = _retry_delay(args, reply, attempt)
+            retries += 1
+            delay = _retry_delay(args, reply, retries)
             if reply is not None:
                 _copy_body(reply, None, target.url)
-            left = args.retry - attempt + 1
+            left = args.retry - retries + 1
             console.note(
                 f"warning: {failure}; will retry in {delay:g} s, "
                 f"{left} {'retry' if left == 1 else 'retries'} left"
@@ -1175,7 +1256,65 @@ def upload(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace, console: Console) -> int:
+    # -w is read first: as curl, it is written out whatever fails after it
+    # (a malformed URL, a missing file, a refused connection).
+    tokens = parse_write_out(args.write_out) if args.write_out is not None else None
+    transfer = Transfer(_without_password(args.url), args.method)
+    try:
+        code = _checked_upload(args, console, transfer)
+    except CommandError as exc:
+        transfer.exitcode, transfer.errormsg = exc.exit_code, exc.message
+        transfer.finished = transfer.finished or time.monotonic()
+        if tokens is not None:
+            console.error(exc.message)
+            _write_out(tokens, transfer, failed=True)
+            return exc.exit_code
+        raise
+    if tokens is not None:
+        _write_out(tokens, transfer)
+    return code
+
+
+def _write_out(tokens: Sequence[Tuple[str, str]], transfer: Transfer, failed: bool = False) -> None:
+    """``-w``'s output; stdout that cannot be written is exit 23 (unless the
+    upload failed already: its own status stays)."""
+    try:
+        write_out(tokens, transfer, sys.stdout.buffer)
+    except OSError as exc:
+        _silence_stdout()
+        if not failed:
+            raise CommandError(f"cannot write -w's output to stdout ({exc.strerror or exc})", EXIT_WRITE) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of a
+    stdout that cannot be written (full, or a closed pipe) passes quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _check_output(path: str) -> None:
+    """Refuse an ``-o`` that cannot be written, before anything is uploaded
+    (as far as can be known: a disk may still fill up)."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise CommandError(
+            f"-o {path!r} names a directory; give a file name, e.g. -o {os.path.join(path, 'answer')!r}",
+            EXIT_WRITE,
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(
+            f"-o {path!r}: there is no directory {directory!r}; create it first", EXIT_WRITE
+        )
+    writable = path if os.path.exists(path) else directory
+    if not os.access(writable, os.W_OK):
+        raise CommandError(f"-o {path!r}: {writable!r} is not writable (permission denied)", EXIT_WRITE)
+
+
+def _checked_upload(args: argparse.Namespace, console: Console, transfer: Transfer) -> int:
     first = parse_url(args.url)
+    transfer.url = first.url
     if not _TOKEN.match(args.method):
         raise CommandError(f"-X {args.method!r} is not an HTTP method")
     fields = [
@@ -1217,28 +1356,11 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
     if args.max_redirs < 0:
         raise CommandError(f"--max-redirs {args.max_redirs}: give a count of 0 or more")
-    tokens = parse_write_out(args.write_out) if args.write_out is not None else None
     if args.output not in (None, "-"):
-        directory = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(directory):
-            raise CommandError(f"-o {args.output!r}: no such directory {directory!r}")
+        _check_output(args.output)
     args.user_credentials = _user_credentials(args.user) if args.user is not None else None
     context = _ssl_context(args.cacert, args.insecure)
-    transfer = Transfer(first.url, args.method)
-    stdout = sys.stdout.buffer
-    try:
-        code = _send_form(args, first, fields, custom, context, console, transfer)
-    except CommandError as exc:
-        transfer.exitcode, transfer.errormsg = exc.exit_code, exc.message
-        transfer.finished = transfer.finished or time.monotonic()
-        if tokens is not None:
-            console.error(exc.message)
-            write_out(tokens, transfer, stdout)
-            return exc.exit_code
-        raise
-    if tokens is not None:
-        write_out(tokens, transfer, stdout)
-    return code
+    return _send_form(args, first, fields, custom, context, console, transfer)
 
 
 def _send_form(
@@ -1263,6 +1385,16 @@ def _send_form(
     transfer.status, transfer.version, transfer.headers = reply.status, reply.version, reply.headers
     failed = reply.status >= 400
     said = f"HTTP {reply.status} {reply.reason} from {args.method} {target.url}"
+    if reply.status == 101:
+        # What follows is another protocol's, not an answer to the upload.
+        reply.body.close()
+        transfer.finished = time.monotonic()
+        protocol = (reply.headers.get("Upgrade") if reply.headers is not None else None) or "another protocol"
+        raise CommandError(
+            f"{said}: the server switched to {protocol} instead of answering the upload; "
+            "poster speaks HTTP/1.1 only: is it the right URL?",
+            EXIT_WEIRD_REPLY,
+        )
     if failed and args.fail and not args.fail_with_body:
         _copy_body(reply, None, target.url)
         transfer.finished = time.monotonic()
@@ -1272,13 +1404,20 @@ def _send_form(
     answer = _Kept() if args.verify else None
     with contextlib.ExitStack() as outputs:
         out: BinaryIO = sys.stdout.buffer
+        where = "stdout"
         if args.output not in (None, "-"):
+            where = repr(args.output)
             try:
-                out = outputs.enter_context(open(args.output, "wb"))
+                # Unbuffered: a write that fails fails here, not again when closing.
+                out = outputs.enter_context(open(args.output, "wb", buffering=0))
             except OSError as exc:
                 _copy_body(reply, None, target.url)
-                raise CommandError(f"-o {args.output!r}: {exc.strerror or exc}") from None
-        transfer.size_download = _copy_body(reply, out if answer is None else answer.tee(out), target.url)
+                raise CommandError(
+                    f"-o {args.output!r}: cannot write it ({exc.strerror or exc})", EXIT_WRITE
+                ) from None
+        transfer.size_download = _copy_body(
+            reply, out if answer is None else answer.tee(out), target.url, where
+        )
     transfer.finished = time.monotonic()
     if error is not None:
         raise error
@@ -1360,7 +1499,8 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         server = ReceiverServer(
-            args.host, args.port, save_dir=args.save_dir, max_size=args.max_size, quiet=args.quiet
+            args.host, args.port, save_dir=args.save_dir, max_size=args.max_size, quiet=args.quiet,
+            timeout=args.timeout,
         )
     except OSError as exc:
         if exc.filename:  # --save-dir is not a directory, or cannot be made: a usage error
@@ -1525,7 +1665,8 @@ def make_parser() -> argparse.ArgumentParser:
                     "response body goes to stdout. The options are curl's.",
         epilog="Exit status: 0 done (2xx, or 3xx not followed), 1 HTTP status >= 400, "
                "2 bad arguments or file, 3 no connection, 4 TLS, 5 body could not be sent "
-               "as announced, 7 a redirect -L does not follow, 22 HTTP status >= 400 with --fail.",
+               "as announced, 7 a redirect -L does not follow, 8 --verify found a mismatch, 9 the server "
+               "switched protocols (101), 22 HTTP status >= 400 with --fail, 23 the answer could not be written.",
     )
     up.add_argument("url", metavar="URL", help="http:// or https:// URL (http://user:password@host/ sends them)")
     up.add_argument(
@@ -1611,6 +1752,9 @@ def make_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-size", type=parse_size, metavar="SIZE",
                     help="answer 413 to bodies larger than SIZE (e.g. 100M, 2G)")
     sv.add_argument("-q", "--quiet", action="store_true", help="no log line per request")
+    sv.add_argument("--timeout", type=_positive_number, default=DEFAULT_SERVE_TIMEOUT, metavar="SECONDS",
+                    help="drop a client that takes longer to send a request's head, or is silent "
+                         f"this long while sending a body (default {DEFAULT_SERVE_TIMEOUT:g})")
     sv.set_defaults(run=serve)
 
     dm = commands.add_parser(

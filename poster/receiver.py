@@ -35,7 +35,9 @@ import errno
 import hashlib
 import http.server
 import itertools
+import io
 import json
+import logging
 import os
 import re
 import socket
@@ -73,6 +75,15 @@ MAX_PART_HEADERS = 32
 MAX_FIELDS = 100_000
 #: Longest file name written, in bytes of UTF-8 (leaves room for "-NNN").
 MAX_FILENAME_BYTES = 200
+#: Longest multipart boundary taken (RFC 2046 allows 70; some clients send more).
+MAX_BOUNDARY = 256
+#: Seconds a client may take to send a request's head (from the connection's
+#: start, or the previous answer), and may stay silent while sending a body.
+DEFAULT_TIMEOUT = 60.0
+
+# python-multipart logs why a body is malformed, on stderr when logging is not
+# set up; the receiver answers the reason itself (and logs it unless quiet).
+logging.getLogger("python_multipart").addHandler(logging.NullHandler())
 
 
 class ReceiverError(Exception):
@@ -305,7 +316,19 @@ class FormReceiver:
     """
 
     def __init__(self, boundary: bytes, save_dir: Optional[UploadDirectory]) -> None:
+        if len(boundary) > MAX_BOUNDARY:
+            raise ReceiverError(
+                HTTPStatus.BAD_REQUEST,
+                f"the multipart boundary is {len(boundary)} characters long; this receiver "
+                f"takes at most {MAX_BOUNDARY} (RFC 2046 allows 70)",
+            )
         self.save_dir = save_dir
+        # RFC 2046: a preamble may come before the first delimiter, and is
+        # ignored.  Until that delimiter is found, this holds what may be its
+        # start (a CRLF before the body's first byte, so that a body starting
+        # with "--boundary" is found the same way); None after.
+        self._delimiter = b"\r\n--" + boundary
+        self._preamble_tail: Optional[bytes] = b"\r\n"
         self.fields: List[Dict[str, Any]] = []
         self.complete = False
         self._pending_files: List[Tuple[str, str, Dict[str, Any]]] = []  # temp path, filename, field
@@ -327,6 +350,10 @@ class FormReceiver:
         }, **_PARSER_LIMITS)
 
     def feed(self, block: bytes) -> None:
+        if self._preamble_tail is not None:
+            block = self._after_preamble(block)
+            if not block:
+                return
         try:
             self._parser.write(block)
         except MultipartParseError as exc:
@@ -338,7 +365,25 @@ class FormReceiver:
                 ) from None
             raise ReceiverError(HTTPStatus.BAD_REQUEST, f"malformed multipart body: {exc}") from None
 
+    def _after_preamble(self, block: bytes) -> bytes:
+        """What of ``block`` comes from the first delimiter on; the preamble
+        before it is dropped as it arrives (memory stays bounded)."""
+        assert self._preamble_tail is not None
+        seen = self._preamble_tail + block
+        at = seen.find(self._delimiter)
+        if at < 0:
+            self._preamble_tail = seen[-(len(self._delimiter) - 1):]
+            return b""
+        self._preamble_tail = None
+        return seen[at + 2:]  # from "--boundary"
+
     def finish(self) -> List[Dict[str, Any]]:
+        if self._preamble_tail is not None:
+            raise ReceiverError(
+                HTTPStatus.BAD_REQUEST,
+                "malformed multipart body: no line in it is a delimiter, '--' and the boundary "
+                f"{self._delimiter[4:].decode('latin-1')!r} of its Content-Type",
+            )
         self._parser.finalize()
         if not self.complete:
             raise ReceiverError(
@@ -561,14 +606,71 @@ def _skip_trailers(rfile: BinaryIO) -> None:
     )
 
 
+class _HeadDeadline(io.RawIOBase):
+    """The connection as the handler reads it.
+
+    While :attr:`deadline` (a :func:`time.monotonic` moment) is set, no read
+    waits past it: a client that trickles its request head a byte at a time
+    cannot hold a thread longer (``TimeoutError``).  Each read also waits at
+    most the socket's own timeout, as before.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self.deadline: Optional[float] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        if self.deadline is None:
+            return self._raw.readinto(buffer)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request head did not come in time")
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
+        try:
+            return self._raw.readinto(buffer)
+        finally:
+            self._sock.settimeout(previous)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 class UploadHandler(http.server.BaseHTTPRequestHandler):
     """Answers POST, PUT and PATCH with what the body held (see the module doc)."""
 
     protocol_version = "HTTP/1.1"
     server_version = f"poster-receiver/{poster.__version__}"
-    #: Seconds a silent client may hold a connection.
-    timeout = 60
+    #: Seconds a silent client may hold a connection (the server's ``timeout`` is used).
+    timeout = DEFAULT_TIMEOUT
     server: "ReceiverServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
+        # The request head is read against a deadline (see handle_one_request).
+        self.rfile.close()
+        self._head_deadline = _HeadDeadline(self.connection)
+        self.rfile = io.BufferedReader(self._head_deadline)
+
+    def handle_one_request(self) -> None:
+        """One request; its head (the wait for it included) must come within
+        the timeout, however slowly its bytes trickle in."""
+        self._head_deadline.deadline = time.monotonic() + self.server.request_timeout
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            self._head_deadline.deadline = None  # the body is read with per-read timeouts
 
     def do_POST(self) -> None:
         try:
@@ -697,6 +799,7 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
     def _refuse(self, error: ReceiverError) -> None:
         """Answer ``error`` and close; the unread body is drained for a moment so
         the client sees the answer rather than a reset connection."""
+        self.log_message("refused with %d: %s", error.status, error.message)
         self._answer_and_close(error.status, {"error": error.message})
 
     def _answer_and_close(
@@ -722,7 +825,11 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
 
 class ReceiverServer(http.server.ThreadingHTTPServer):
     """A threaded HTTP server running :class:`UploadHandler`, bound to
-    ``host:port`` (port 0: a free one) and not yet serving."""
+    ``host:port`` (port 0: a free one) and not yet serving.
+
+    ``timeout``: a client that takes longer to send a request's head (or is
+    silent that long while sending a body) is dropped.
+    """
 
     daemon_threads = True
 
@@ -734,12 +841,18 @@ class ReceiverServer(http.server.ThreadingHTTPServer):
         save_dir: Optional[str] = None,
         max_size: Optional[int] = None,
         quiet: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if max_size is not None and max_size < 0:
             raise ValueError(f"max_size must not be negative, got {max_size}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         self.save_dir = None if save_dir is None else UploadDirectory(save_dir)
         self.max_size = max_size
         self.quiet = quiet
+        #: Seconds a client may take to send a request's head, and may stay
+        #: silent while sending a body.
+        self.request_timeout = timeout
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), UploadHandler)

@@ -50,6 +50,8 @@ import functools
 import http.client
 import io
 import os
+import select
+import socket
 import ssl
 import time
 import urllib.error
@@ -156,7 +158,9 @@ class _StreamingConnectionMixin:
 
         A poster body is rewound and sent whole; a file from its position to
         its end.  On any error the connection is closed before the error
-        propagates, since the server got part of a request.
+        propagates, since the server got part of a request; but when the
+        server answered and closed before all was sent, that answer is left
+        for :meth:`getresponse`.
         """
         self._send_body(data, None)
 
@@ -195,6 +199,13 @@ class _StreamingConnectionMixin:
                     print("send: an iterable")
                 for block in data:
                     self.sock.sendall(block)
+        except (ConnectionError, ssl.SSLEOFError):
+            # A server may answer (413, 500) and close before the body is all
+            # sent: that answer, when it came, is the response to read.
+            if not _answer_waiting(self.sock):
+                self.close()  # type: ignore[attr-defined]
+                raise
+            self._early_status_line = b""  # getresponse reads it; the connection then closes
         except BaseException:
             self.close()  # type: ignore[attr-defined]
             raise
@@ -324,6 +335,18 @@ class _StreamingConnectionMixin:
             return response
         finally:
             self.__dict__.pop("response_class", None)
+
+
+def _answer_waiting(sock: Any) -> bool:
+    """Whether the server sent something that may be an answer, to read now."""
+    try:
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        if isinstance(sock, ssl.SSLSocket):
+            return True
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except (OSError, ValueError):
+        return False
 
 
 def _check_file_length(available: int, length: int) -> None:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -25,8 +26,9 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from rawservers import RawServer, counting, read_body
 from servers import AUTH_PASSWORD, AUTH_USER, echo_payload, serve
-from test_cli import TIMEOUT, cli_env, backend_name, refused_port, run_poster  # noqa: F401
+from test_cli import EXIT_HTTP_ERROR, TIMEOUT, cli_env, backend_name, error_line, refused_port, run_poster  # noqa: F401
 
 CURL = shutil.which("curl")
 EXIT_USAGE, EXIT_CONNECTION, EXIT_REDIRECT, EXIT_FAIL = 2, 3, 7, 22
@@ -130,6 +132,44 @@ def test_non_regular_files(echo_server: Any, cli_env: Dict[str, str], tmp_path: 
     assert by_name["n"][3] == 0 and by_name["s"][3] == len(b"from stdin") and by_name["p"][3] == 3
 
 
+def test_files_of_proc_are_sent_whole(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """/proc/self/status is regular and of size 0, yet it holds text: spooled, as a pipe is."""
+    args = [echo_server.url, "-F", "f=@/proc/self/status", "-F", "t=</proc/self/status"]
+    curl, ours = run_both(*args, env=cli_env, cwd=tmp_path)
+    # curl believes the size and sends nothing.
+    assert [f[3] for f in fields_of(curl)] == [0, 0]
+    fields = {f["name"]: f for f in json.loads(ours.stdout)["fields"]}
+    assert fields["f"]["filename"] == "status" and fields["f"]["size"] > 100
+    assert fields["t"]["value"].startswith("Name:\tpython")
+    with open("/proc/self/status", "rb") as stdin:
+        piped = run_poster("upload", echo_server.url, "-F", "f=@-", env=cli_env, cwd=tmp_path, stdin=stdin)
+    assert fields_of(piped)[0][3] > 100
+
+
+@pytest.mark.parametrize("form", [["-F", "a=@-", "-F", "b=@/dev/stdin"], ["-F", "a=@/dev/fd/0", "-F", "b=</dev/stdin"]])
+def test_stdin_read_by_two_fields_is_refused(form: List[str], echo_server: Any, cli_env: Dict[str, str],
+                                              tmp_path: Path) -> None:
+    curl = run_curl(echo_server.url, *form, cwd=tmp_path, input=b"from stdin")
+    # curl sends the second one empty.
+    assert sorted(f[3] for f in fields_of(curl)) == [0, len(b"from stdin")]
+    ours = run_poster("upload", f"http://127.0.0.1:{refused_port()}/", *form, env=cli_env, cwd=tmp_path,
+                      input=b"from stdin")
+    assert ours.returncode == EXIT_USAGE
+    assert "standard input ('-', /dev/stdin, /dev/fd/0) can be read by one -F only" in error_line(ours)
+    # A regular file as stdin is opened again by each: both parts get all of it.
+    stdin_file = tmp_path / "stdin.txt"
+    stdin_file.write_bytes(b"from a file")
+    with open(stdin_file, "rb") as stdin:
+        both = run_poster("upload", echo_server.url, "-F", "a=@/dev/stdin", "-F", "b=@/dev/stdin",
+                          env=cli_env, cwd=tmp_path, stdin=stdin)
+    assert [f[3] for f in fields_of(both)] == [len(b"from a file")] * 2
+
+
+def test_a_closed_stdin_is_a_clear_error(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    result = in_shell(f"$POSTER http://127.0.0.1:{refused_port()}/ -F a=@- 0<&-", env=cli_env, cwd=tmp_path, input=b"")
+    assert result.returncode == EXIT_USAGE and "standard input is closed" in error_line(result)
+
+
 # -- headers ----------------------------------------------------------------------------
 
 def test_credentials(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
@@ -161,6 +201,17 @@ def test_request_headers(echo_server: Any, cli_env: Dict[str, str], tmp_path: Pa
     assert "Accept" not in mine and "Accept" not in theirs
     default_curl, default_ours = run_both(echo_server.url, "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert headers_of(default_ours)["Accept"] == headers_of(default_curl)["Accept"] == "*/*"
+
+
+def test_header_file_lines_end_at_line_feeds_only(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """A form feed, NEL (U+0085) or U+2028 inside a line is no line end, for curl either."""
+    header_file = tmp_path / "headers.txt"
+    header_file.write_bytes("X-Ff: a\fb\nX-Nel: c\u0085d\r\nX-Ls: e\u2028f\nX-Last: i\r\n".encode())
+    curl, ours = run_both(echo_server.url, "-F", "a=1", "-H", f"@{header_file}", env=cli_env, cwd=tmp_path)
+    theirs, mine = headers_of(curl), headers_of(ours)
+    for name in ("X-Ff", "X-Nel", "X-Ls", "X-Last"):
+        assert name in theirs and mine.get(name) == theirs[name], (name, mine, theirs)
+    assert mine["X-Last"] == "i" and len(mine["X-Ls"]) > 2
 
 
 def test_method_kept_as_given(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
@@ -271,12 +322,21 @@ def test_non_ascii_path_and_query(echo_server: Any, cli_env: Dict[str, str], tmp
 @pytest.mark.parametrize("url", [
     "http://[::1", "http://127.0.0.1:99999/", "http://127.0.0.1:port/", "http://exa mple.org/",
     "http://[nonsense]/", "http://:8000/", "http://127.0.0.1:-1/",
+    # host names with an empty label, or one over 63 characters
+    "http://a..b/", "http://.a/", "http://a../", "http://a%2e%2eb/", "http://é..b/", f"http://{'a' * 64}.b/",
 ])
 def test_malformed_url(url: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
     result = run_poster("upload", url, "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert result.returncode == EXIT_USAGE, result.stderr
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("poster: error: invalid URL "), lines
+
+
+def test_an_empty_label_in_the_host(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    curl, ours = run_both("http://a..b/", "-F", "a=1", env=cli_env, cwd=tmp_path)
+    # curl tries to resolve it (exit 6); poster says what is wrong with it.
+    assert curl.returncode == 6 and ours.returncode == EXIT_USAGE
+    assert "two dots in a row" in error_line(ours)
 
 
 # -- redirects -------------------------------------------------------------------------------
@@ -433,3 +493,156 @@ def test_retry_on_dropped_and_refused_connections(cli_env: Dict[str, str], tmp_p
                          "-F", "a=1", env=cli_env, cwd=tmp_path)
     assert refused.returncode == EXIT_CONNECTION
     assert refused.stderr.decode().count("will retry") == 2
+
+
+class RedirectsToFlaky(Flaky):
+    """``/start`` redirects (307) to ``/flaky``, which answers 503 ``failures`` times, then echoes."""
+
+    @Request.application
+    def __call__(self, request: Request) -> Response:
+        if request.path == "/start":
+            request.get_data()
+            return Response(b"", status=307, headers={"Location": "/flaky"})
+        return Flaky.__call__.__wrapped__(self, request)  # type: ignore[attr-defined]
+
+
+def test_a_redirect_followed_is_no_retry(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    """--retry 1 has one retry for the 503, whatever redirect came before it."""
+    for name in ("curl", "poster"):
+        app = RedirectsToFlaky(failures=1)
+        with serve(app) as server:
+            args = [server.url + "/start", "-L", "--retry", "1", "--retry-delay", "1", "-F", "a=1",
+                    "-w", "\\n%{http_code} %{num_redirects}"]
+            if name == "curl":
+                result = run_curl(*args, cwd=tmp_path)
+            else:
+                result = run_poster("upload", *args, env=cli_env, cwd=tmp_path)
+        assert result.returncode == 0, (name, result.stderr)
+        body, _, tail = result.stdout.decode().rpartition("\n")
+        if name == "curl":  # curl leaves the 503's body on stdout, before the last answer's
+            assert body.startswith("busy")
+            body = body[len("busy"):]
+        assert json.loads(body)["path"] == "/flaky" and tail == "200 1", (name, result.stdout)
+        assert len(app.seen) == 2  # the 503, then the echo
+
+
+# -- writing the answer --------------------------------------------------------------------
+
+EXIT_WRITE = 23
+
+
+def run_to_stdout(command: List[str], stdout: Path, env: Dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` with its stdout going to the file ``stdout`` (such as /dev/full)."""
+    with open(stdout, "wb") as out:
+        return subprocess.run(command, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env=env, cwd=cwd, timeout=TIMEOUT)
+
+
+def test_an_answer_that_cannot_be_written_is_exit_23(echo_server: Any, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [echo_server.url, "-F", "a=1"]
+    curl, ours = run_both(*args, "-o", "/dev/full", env=cli_env, cwd=tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_WRITE
+    assert error_line(ours) == "poster: error: cannot write the answer to '/dev/full' (No space left on device); " \
+                               "what it holds there is incomplete"
+    curl = run_to_stdout([CURL or "curl", "-sS", *args], Path("/dev/full"), curl_env(), tmp_path)
+    ours = run_to_stdout([sys.executable, "-m", "poster", "upload", *args], Path("/dev/full"), cli_env, tmp_path)
+    assert curl.returncode == ours.returncode == EXIT_WRITE
+    assert "cannot write the answer to stdout (No space left on device)" in error_line(ours)
+    # -w's output too, when it is all there is to write.
+    ours = run_to_stdout([sys.executable, "-m", "poster", "upload", *args, "-o", os.devnull, "-w", "%{http_code}"],
+                         Path("/dev/full"), cli_env, tmp_path)
+    assert ours.returncode == EXIT_WRITE and "cannot write -w's output" in error_line(ours)
+
+
+@pytest.mark.parametrize("output", ["into/", "{tmp}", "{tmp}/", "missing/answer.json"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_upload(
+        output: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
+    output = output.format(tmp=tmp_path)
+    (tmp_path / "into").mkdir()
+    with RawServer(counting()) as raw:
+        curl = run_curl(raw.url, "-F", "a=1", "-o", output, cwd=tmp_path)
+        uploads_by_curl = len(raw.connections)
+        ours = run_poster("upload", raw.url, "-F", "a=1", "-o", output, "-w", "%{http_code}",
+                          env=cli_env, cwd=tmp_path)
+        uploads_by_poster = len(raw.connections) - uploads_by_curl
+    # curl finds out after the upload; poster before it.
+    assert curl.returncode == ours.returncode == EXIT_WRITE, ours.stderr
+    assert uploads_by_curl == 1 and uploads_by_poster == 0
+    message = error_line(ours)
+    assert message.startswith(f"poster: error: -o {output!r}")
+    assert ("names a directory" in message) if output != "missing/answer.json" else ("no directory" in message)
+    assert ours.stdout == b"000"  # -w is written still, as curl does
+
+
+# -- -w when the upload fails ----------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["http://127.0.0.1:99999/", "-F", "a=1"],                # a malformed URL
+    ["http://a..b/", "-F", "a=1"],
+    ["http://127.0.0.1:{refused}/", "-F", "a=1"],            # refused
+    ["http://127.0.0.1:{refused}/", "-F", "a=@missing.bin"],  # no such file
+])
+def test_write_out_is_written_whatever_fails(args: List[str], cli_env: Dict[str, str], tmp_path: Path) -> None:
+    args = [arg.format(refused=refused_port()) for arg in args]
+    curl, ours = run_both(*args, "-w", "[%{http_code} %{url_effective}]", env=cli_env, cwd=tmp_path)
+    assert curl.returncode != 0 and ours.returncode != 0
+    assert curl.stdout == ours.stdout == f"[000 {args[0]}]".encode()
+
+
+# -- answers that come early, or are no answer to the upload -------------------------------
+
+def answer_early(status: str, reset: bool) -> Any:
+    """A behaviour: answer ``status`` as soon as the head is in, read no body,
+    close (with the unread body: a reset), or with ``reset`` reset at once."""
+
+    def behaviour(conn: socket.socket, record: Any) -> None:
+        body = f"refused: {status}\n".encode()
+        conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return behaviour
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    """32 MiB (sparse): more than the socket buffers hold, so the upload is cut short."""
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as file:
+        file.truncate(32 << 20)
+    return path
+
+
+@pytest.mark.parametrize("status, reset", [("413 Payload Too Large", False), ("500 Internal Server Error", True)])
+def test_an_answer_before_the_whole_body_is_the_answer(status: str, reset: bool, big_file: Path,
+                                                        cli_env: Dict[str, str], tmp_path: Path) -> None:
+    code = status.split()[0]
+    with RawServer(answer_early(status, reset), rcvbuf=4096) as raw:
+        args = [raw.url + "/up", "-F", f"f=@{big_file}"]
+        curl, ours = run_both(*args, "-w", "\\n%{http_code}", env=cli_env, cwd=tmp_path)
+        assert curl.returncode == 0 and ours.returncode == EXIT_HTTP_ERROR, ours.stderr
+        assert curl.stdout == ours.stdout == f"refused: {status}\n\n{code}".encode()
+        assert error_line(ours) == f"poster: error: HTTP {status} from POST {raw.url}/up"
+        curl, ours = run_both(*args, "--fail", env=cli_env, cwd=tmp_path)
+        assert curl.returncode == ours.returncode == EXIT_FAIL and curl.stdout == ours.stdout == b""
+        tries = len(raw.connections)
+        # 413 is no transient failure: not tried again (a 500 is).
+        ours = run_poster("upload", *args, "--retry", "1", "--retry-delay", "0.1", env=cli_env, cwd=tmp_path)
+        assert ours.returncode == EXIT_HTTP_ERROR
+        assert len(raw.connections) - tries == (1 if code == "413" else 2)
+        assert b"closed the connection" not in ours.stderr
+
+
+def answer_101(conn: socket.socket, record: Any) -> None:
+    read_body(conn, record)
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi")
+    time.sleep(0.2)
+
+
+def test_switching_protocols_is_no_answer_to_the_upload(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    with RawServer(answer_101) as raw:
+        curl, ours = run_both(raw.url, "-F", "a=1", "-w", "%{http_code}", env=cli_env, cwd=tmp_path)
+    # curl prints what came after the 101 (the other protocol's bytes), exit 0.
+    assert curl.returncode == 0 and curl.stdout == b"\x81\x02hi101"
+    assert ours.returncode == 9 and ours.stdout == b"101"
+    assert "101 Switching Protocols" in error_line(ours) and "switched to websocket" in error_line(ours)

@@ -14,6 +14,8 @@ import http.client
 import io
 import json
 import os
+import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -213,6 +215,57 @@ def test_early_hints_then_a_final_status_sends_no_body():
         info.value.close()
         [record] = raw.wait(1)
     assert record.body_bytes == 0
+
+
+def answer_then_close(status, reset):
+    """A behaviour: answer ``status`` at once, read no body, close (with the
+    body unread, a reset; ``reset``: a reset at once, SO_LINGER 0)."""
+
+    def behaviour(conn, record):
+        respond(conn, status, {"early": True})
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return behaviour
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+@pytest.mark.parametrize("status, reset", [("413 Too Large", False), ("500 Broken", True)])
+def test_an_answer_before_the_body_is_sent_is_the_response(tmp_path, sendfile, status, reset):
+    """The server answers and closes while the body goes out: the send fails
+    (broken pipe, reset), and the answer that came is the response."""
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(32 << 20)
+    datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
+    with RawServer(answer_then_close(status, reset), rcvbuf=4096) as raw:
+        conn = StreamingHTTPConnection("127.0.0.1", raw.port, timeout=10, sendfile=sendfile)
+        try:
+            conn.request("POST", "/", datagen, headers)
+            response = conn.getresponse()
+            assert (response.status, json.loads(response.read())) == (int(status.split()[0]), {"early": True})
+            assert response.will_close
+        finally:
+            conn.close()
+        [record] = raw.wait(1)
+    assert record.body_bytes == 0
+
+
+def test_a_reset_without_an_answer_still_raises(tmp_path):
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(32 << 20)
+    datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
+
+    def reset_at_once(conn, record):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with RawServer(reset_at_once, rcvbuf=4096) as raw:
+        conn = StreamingHTTPConnection("127.0.0.1", raw.port, timeout=10)
+        with pytest.raises(ConnectionError):
+            conn.request("POST", "/", datagen, headers)
+        assert conn.sock is None  # closed
+        raw.wait(1)
 
 
 # -- 2. no 307/308 from https to http with a body ------------------------------------------

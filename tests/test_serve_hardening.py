@@ -419,3 +419,131 @@ def test_a_get_with_a_body_closes_the_connection(receiver: Serve) -> None:
                 break
             rest += block
     assert rest == b""  # no second answer (a 405 for the DELETE)
+
+
+# -- 8. boundaries and preambles --------------------------------------------------------------
+
+
+def form_with_boundary(boundary: str, preamble: bytes = b"") -> bytes:
+    return preamble + (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("length", [70, 200, 256])
+def test_a_boundary_up_to_256_characters_is_taken(receiver: Serve, length: int) -> None:
+    boundary = "b" * length
+    body = form_with_boundary(boundary)
+    answer = exchange(receiver.port, request_head(
+        Content_Type=f"multipart/form-data; boundary={boundary}", Content_Length=str(len(body))) + body)
+    assert answer.status == 200, answer.body
+    assert [(f["name"], f["value"]) for f in answer.json()["fields"]] == [("a", "value")]
+
+
+@pytest.mark.parametrize("length", [257, 1000, 8000])
+def test_a_longer_boundary_is_400_never_500(receiver: Serve, length: int) -> None:
+    boundary = "b" * length
+    body = form_with_boundary(boundary)
+    answer = exchange(receiver.port, request_head(
+        Content_Type=f"multipart/form-data; boundary={boundary}", Content_Length=str(len(body))) + body)
+    payload = assert_json_error(answer, 400)
+    assert f"boundary is {length} characters long" in payload["error"] and "at most 256" in payload["error"]
+
+
+PREAMBLES = {
+    "a line": b"This is a multi-part message in MIME format.\r\n",
+    "lines": b"one\r\ntwo\r\n\r\n--not the boundary\r\n",
+    "a blank line": b"\r\n",
+    "binary": bytes(range(256)) + b"\r\n",
+    "large": b"p" * 300_000 + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("preamble", list(PREAMBLES.values()), ids=list(PREAMBLES))
+def test_a_preamble_is_ignored(receiver: Serve, preamble: bytes) -> None:
+    body = multipart(file_part(b'filename="after-preamble.txt"', b"the content"))
+    body = preamble + body + b"an epilogue, ignored too\r\n"
+    answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+    assert answer.status == 200, answer.body
+    [field] = answer.json()["fields"]
+    assert field["filename"] == "after-preamble.txt" and field["size"] == len(b"the content")
+
+
+def test_a_delimiter_split_across_reads_after_a_preamble(receiver: Serve) -> None:
+    body = b"preamble\r\n" + multipart(file_part(b'filename="split.txt"', b"split"))
+    cut = len(b"preamble\r\n--hard")
+    head = request_head(Content_Type=MULTIPART, Content_Length=str(len(body)))
+    answer = exchange(receiver.port, head + body[:cut], body[cut:], pause=0.2)
+    assert answer.status == 200, answer.body
+    assert [f["filename"] for f in answer.json()["fields"]] == ["split.txt"]
+
+
+def test_a_body_without_a_delimiter_is_400(receiver: Serve) -> None:
+    body = b"no delimiter in here\r\n--other\r\n"
+    answer = exchange(receiver.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(body))) + body)
+    payload = assert_json_error(answer, 400)
+    assert "no line in it is a delimiter" in payload["error"]
+
+
+# -- 9. -q, and clients that take their time --------------------------------------------------
+
+
+def test_quiet_logs_nothing(tmp_path: Path) -> None:
+    serve = start_serve(tmp_path)  # --quiet
+    try:
+        good = multipart(file_part(b'filename="fine.txt"', b"fine"))
+        bad = b"--" + BOUNDARY.encode() + b"\r\nbroken header line\r\n\r\n"
+        answers = [
+            exchange(serve.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(good))) + good),
+            exchange(serve.port, request_head(Content_Type=MULTIPART, Content_Length=str(len(bad))) + bad),
+            exchange(serve.port, b"GARBAGE\r\n\r\n"),
+            exchange(serve.port, request_head("DELETE")),
+        ]
+        assert [a.status for a in answers] == [200, 400, 400, 405]
+    finally:
+        stop(serve)
+    assert serve.process.stderr is not None
+    assert serve.process.stderr.read() == b""
+
+
+def trickle_head(port: int, interval: float, longest: float) -> float:
+    """Send a request head a byte every ``interval`` s, for at most ``longest``
+    s; the seconds until the server closed the connection."""
+    head = request_head(Content_Length="0", X_Slow="x" * 200)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        for byte in head[:-1]:
+            if time.monotonic() - started > longest:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # reset: closed
+                break
+            if select.select([sock], [], [], interval)[0]:
+                try:
+                    if not sock.recv(65536):
+                        break
+                except OSError:
+                    break
+    return time.monotonic() - started
+
+
+def test_a_trickled_request_head_is_dropped_after_the_timeout(tmp_path: Path) -> None:
+    serve = start_serve(tmp_path, "--timeout", "1")
+    try:
+        closed_after = trickle_head(serve.port, interval=0.1, longest=15.0)
+        assert 0.9 < closed_after < 4.0, closed_after
+        # The server still answers, and a head that comes in time is taken.
+        answer = exchange(serve.port, request_head("GET", Connection="close"))
+        assert answer.status == 200
+    finally:
+        stop(serve)
+
+
+def test_serve_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
+    for value in ("0", "-1", "soon"):
+        result = subprocess.run(
+            [sys.executable, "-m", "poster", "serve", "--port", "0", "--timeout", value],
+            env=serve_env(), cwd=tmp_path, capture_output=True, timeout=TIMEOUT,
+        )
+        assert result.returncode == EXIT_USAGE and b"--timeout" in result.stderr

@@ -310,6 +310,9 @@ class MultipartStream:
         check_order(self._parts)
         self._digests = Digests(digest, self._parts)
         self._pacer: Optional[Pacer] = None
+        if self.total is None and isinstance(self, MultipartBody):
+            # No length to tell: it must not look like a body of some length.
+            self.__class__ = MultipartStream  # type: ignore[assignment]
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._sent = 0
         self._ended = False
@@ -653,26 +656,8 @@ class MultipartBody(MultipartStream):
     that no client takes it for a body of some length).
     """
 
-    def __init__(
-        self,
-        params: Iterable[Part],
-        boundary: Boundary,
-        cb: Optional[Callback] = None,
-        blocksize: int = DEFAULT_BLOCKSIZE,
-        *,
-        subtype: str = FORM_DATA,
-        type: Optional[str] = None,
-        start: Optional[str] = None,
-        digest: Optional[str] = None,
-        rate: Optional[float] = None,
-    ) -> None:
-        super().__init__(params, boundary, cb, blocksize, subtype=subtype, type=type, start=start,
-                         digest=digest, rate=rate)
-        if self.total is None:
-            self.__class__ = MultipartStream  # type: ignore[assignment]
-
     def __len__(self) -> int:
-        return self.total  # type: ignore[return-value]  # known: see __init__
+        return self.total  # type: ignore[return-value]  # known: see MultipartStream.__init__
 
 
 class _AsyncBlocks:

@@ -1,5 +1,6 @@
-"""Putting bytes on a socket: what :meth:`MultipartBody.write_to` and
-:mod:`poster.streaminghttp` share.
+"""Putting bytes on a socket, and reading a head from one: what
+:meth:`MultipartBody.write_to`, :mod:`poster.streaminghttp` and
+:mod:`poster.receiver` share.
 
 Over a plain TCP socket, file content can go out with ``os.sendfile``
 (zero-copy, from the page cache); over TLS and other streams it goes through
@@ -8,14 +9,16 @@ Over a plain TCP socket, file content can go out with ``os.sendfile``
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import select
 import socket
 import sys
-from typing import Any
+import time
+from typing import Any, Optional
 
-__all__ = ["SEND_WINDOW", "is_plain_socket", "sendfile_all", "read_buffer"]
+__all__ = ["SEND_WINDOW", "is_plain_socket", "sendfile_all", "read_buffer", "DeadlineReader"]
 
 #: Size of the blocks in which ``write_to`` moves file content, in bytes.
 SEND_WINDOW = 256 * 1024
@@ -64,3 +67,51 @@ def sendfile_all(sock: Any, fd: int, offset: int, count: int) -> bool:
         offset += sent
         count -= sent
     return True
+
+
+class DeadlineReader(io.RawIOBase):
+    """A socket read through its raw file, no read waiting past :attr:`deadline`.
+
+    While :attr:`deadline` (a :func:`time.monotonic` moment) is set, a peer
+    that trickles a head a byte at a time cannot hold the reader longer
+    (``TimeoutError(late)``); each read also waits at most the socket's own
+    timeout.  ``prefix``, bytes taken from the socket already, is given back
+    first.  The raw file keeps the socket open while it is read, even after
+    its owner closed it.
+    """
+
+    def __init__(self, sock: Any, deadline: Optional[float], late: str, prefix: bytes = b"") -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._prefix = prefix
+        self._late = late
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        if self.deadline is None:
+            result: Optional[int] = self._raw.readinto(buffer)
+            return result
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(self._late)
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
+        try:
+            result = self._raw.readinto(buffer)
+            return result
+        finally:
+            self._sock.settimeout(previous)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()

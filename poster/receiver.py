@@ -54,6 +54,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 import poster
+from poster._send import DeadlineReader
 
 __all__ = [
     "ReceiverError",
@@ -606,43 +607,6 @@ def _skip_trailers(rfile: BinaryIO) -> None:
     )
 
 
-class _HeadDeadline(io.RawIOBase):
-    """The connection as the handler reads it.
-
-    While :attr:`deadline` (a :func:`time.monotonic` moment) is set, no read
-    waits past it: a client that trickles its request head a byte at a time
-    cannot hold a thread longer (``TimeoutError``).  Each read also waits at
-    most the socket's own timeout, as before.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self._raw = sock.makefile("rb", buffering=0)
-        self.deadline: Optional[float] = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> Optional[int]:
-        if self.deadline is None:
-            return self._raw.readinto(buffer)
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the request head did not come in time")
-        previous = self._sock.gettimeout()
-        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
-        try:
-            return self._raw.readinto(buffer)
-        finally:
-            self._sock.settimeout(previous)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-
 class UploadHandler(http.server.BaseHTTPRequestHandler):
     """Answers POST, PUT and PATCH with what the body held (see the module doc)."""
 
@@ -657,7 +621,7 @@ class UploadHandler(http.server.BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.request_timeout)
         # The request head is read against a deadline (see handle_one_request).
         self.rfile.close()
-        self._head_deadline = _HeadDeadline(self.connection)
+        self._head_deadline = DeadlineReader(self.connection, None, "the request head did not come in time")
         self.rfile = io.BufferedReader(self._head_deadline)
 
     def handle_one_request(self) -> None:

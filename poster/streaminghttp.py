@@ -398,54 +398,6 @@ def _read_line(
     return bytes(line)
 
 
-class _HeadReader(io.RawIOBase):
-    """The socket as a response reads it.
-
-    Bytes already taken from the socket (a final status that came instead of
-    ``100 Continue``) are given back first.  Until :attr:`deadline` is lifted,
-    every read waits at most until that moment, so a server that trickles its
-    response head a byte at a time cannot hold the client past its timeout.
-    """
-
-    def __init__(self, sock: Any, prefix: bytes, deadline: Optional[float]) -> None:
-        super().__init__()
-        self._sock = sock
-        # Read through the socket's own raw file: it keeps the socket open
-        # while the response is read, even after the connection closed it.
-        self._raw = sock.makefile("rb", buffering=0)
-        self._prefix = prefix
-        self.deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count: int
-        if self._prefix:
-            count = min(len(buffer), len(self._prefix))
-            buffer[:count] = self._prefix[:count]
-            self._prefix = self._prefix[count:]
-            return count
-        if self.deadline is None:
-            count = self._raw.readinto(buffer)
-            return count
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("timed out waiting for the response head")
-        previous = self._sock.gettimeout()
-        self._sock.settimeout(remaining if previous is None else min(remaining, previous))
-        try:
-            count = self._raw.readinto(buffer)
-            return count
-        finally:
-            self._sock.settimeout(previous)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-
 class _ResponseSocket:
     """What :class:`_StreamingResponse` reads from: ``makefile`` is all HTTPResponse uses."""
 
@@ -455,7 +407,9 @@ class _ResponseSocket:
         self._deadline = deadline
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_HeadReader(self._sock, self._prefix, self._deadline))
+        return io.BufferedReader(_send.DeadlineReader(
+            self._sock, self._deadline, "timed out waiting for the response head", self._prefix
+        ))
 
 
 class _StreamingResponse(http.client.HTTPResponse):
@@ -500,7 +454,7 @@ class _StreamingResponse(http.client.HTTPResponse):
         super().begin()
         if self.fp is not None:
             head_reader = self.fp.raw
-            assert isinstance(head_reader, _HeadReader)
+            assert isinstance(head_reader, _send.DeadlineReader)
             head_reader.deadline = None  # the body is read with per-read timeouts
         if self._early:
             self.will_close = True

@@ -14,7 +14,6 @@ import resource
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 

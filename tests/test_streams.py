@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterator, List
+from typing import Iterator, List
 
 import pytest
 from hypothesis import given, strategies as st

@@ -198,10 +198,17 @@ def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbac
 
 
 def check_rate(rate: Any) -> Optional[float]:
+    """``rate`` as a float of at least 1 byte a second (None: no limit)."""
     if rate is None:
         return None
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
-        raise ValueError(f"rate must be a positive number of bytes per second, not {rate!r}")
+    try:
+        ok = not isinstance(rate, bool) and isinstance(rate, (int, float)) and 1 <= float(rate) < math.inf
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"rate must be a number of bytes per second, at least 1 and finite, not {rate!r}"
+        )
     return float(rate)
 
 
@@ -672,12 +679,27 @@ class _AsyncBlocks:
         self._body = body
         self._blocks: Optional[Generator[Any, None, None]] = None
         self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
+        self._paced: Optional[Tuple[bytes, float]] = None  # a block waiting for its time
         self._done = False
 
     def __aiter__(self) -> "_AsyncBlocks":
         return self
 
     async def __anext__(self) -> bytes:
+        """The next block; with ``rate``, once it is due.  A cancel while it
+        waits keeps the block for the next call."""
+        if self._paced is None:
+            block = await self._next()
+            delay = self._body._pace(len(block)) if self._body.rate is not None else 0.0
+            self._paced = (block, time.monotonic() + delay)
+        block, due = self._paced
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._paced = None
+        return block
+
+    async def _next(self) -> bytes:
         if self._done:
             raise StopAsyncIteration
         body = self._body
@@ -702,8 +724,6 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
-        if body.rate is not None:
-            await asyncio.sleep(body._pace(len(block)))
         if body.total is not None and body._sent >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would

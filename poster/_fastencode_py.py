@@ -258,7 +258,8 @@ def render_part_headers(
         filename = _as_text(filename, "filename")
     ctype = None
     if filetype is not None:
-        ctype = _check_filetype(_as_text(filetype, "filetype"))
+        # An empty filetype is no type: the style's default applies.
+        ctype = _check_filetype(_as_text(filetype, "filetype")) or None
 
     if name is None:
         return _nameless_headers(filename, ctype, html5)

@@ -411,7 +411,25 @@ def parse_size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 4096, 512K, 256M or 1G")
     number, unit = match.groups()
-    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+    try:
+        return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large a size") from None
+
+
+def parse_rate(text: str) -> float:
+    """Bytes a second, as curl's ``--limit-rate``: ``500``, ``100K``, ``1.5M``
+    (powers of 1024), at least 1."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 500, 100K or 10M (bytes a second)")
+    number, unit = match.groups()
+    rate: float = float(number) * 1024 ** " kmgt".index(unit.lower() or " ")
+    if not 1 <= rate < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a rate of at least 1 byte a second and below infinity, such as 100K or 10M"
+        )
+    return rate
 
 
 # -- URLs ----------------------------------------------------------------------
@@ -1338,7 +1356,7 @@ def _checked_upload(args: argparse.Namespace, console: Console, transfer: Transf
                 f"-b {cookie!r}: reading cookies from a file is not supported; "
                 "pass them as -b 'name=value; other=value'"
             )
-    if args.verify and args.digest not in (None, "sha256"):
+    if args.verify and args.digest is not None and args.digest.lower() != "sha256":
         raise CommandError(
             f"--verify compares sha256 digests (what poster serve reports); "
             f"--digest {args.digest} cannot be verified: leave it out or give sha256"
@@ -1350,8 +1368,6 @@ def _checked_upload(args: argparse.Namespace, console: Console, transfer: Transf
             multipart_encode([], digest=args.digest)
         except ValueError as exc:
             raise CommandError(f"--digest {args.digest!r}: {exc}") from None
-    if args.limit_rate is not None and args.limit_rate <= 0:
-        raise CommandError("--limit-rate: give a rate above 0, such as 100K or 10M (bytes a second)")
     if args.retry < 0:
         raise CommandError(f"--retry {args.retry}: give a count of 0 or more")
     if args.max_redirs < 0:
@@ -1422,6 +1438,12 @@ def _send_form(
     if error is not None:
         raise error
     if answer is not None and not failed:
+        if len(datagen.digests) != len(params):
+            raise CommandError(
+                f"--verify: the server answered before the upload was complete ({datagen.tell()} "
+                f"bytes of it sent, {len(datagen.digests)} of {len(params)} parts); it cannot have "
+                "got them all", EXIT_VERIFY,
+            )
         _verify(datagen.digests, answer.data())
     if failed:
         raise CommandError(said, EXIT_FAIL if args.fail or args.fail_with_body else EXIT_HTTP_ERROR)
@@ -1476,8 +1498,8 @@ def _verify(digests: Sequence[Tuple[Optional[str], str]], answer: Optional[bytes
     """``--verify``: the sha256 of every part as sent against what the receiver reports."""
     try:
         fields = json.loads(answer or b"")["fields"]
-        received = [(field["name"], field["sha256"]) for field in fields]
-    except (ValueError, TypeError, KeyError):
+        received = [(field["name"], field["sha256"].lower()) for field in fields]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         raise CommandError(
             "--verify: the answer holds no per-field sha256 (is the server poster serve?); "
             "nothing to compare the upload with", EXIT_VERIFY,
@@ -1727,7 +1749,7 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--verify", action="store_true",
                     help="compare each part's sha256 with what the server reports (poster "
                          "serve's answer); exit 8 on a mismatch")
-    up.add_argument("--limit-rate", type=parse_size, metavar="RATE",
+    up.add_argument("--limit-rate", type=parse_rate, metavar="RATE",
                     help="send at most RATE bytes a second (100K, 10M, ...), as curl")
     up.add_argument("--chunked", action="store_true",
                     help="stream standard input, pipes and <(cmd) as they come, with "

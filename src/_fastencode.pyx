@@ -455,7 +455,8 @@ def render_part_headers(name, filename=None, filetype=None, html5=False):
     if filename is not None:
         filename_text = as_text(filename, "filename")
     if filetype is not None:
-        ctype = check_filetype(as_text(filetype, "filetype"))
+        # An empty filetype is no type: the style's default applies.
+        ctype = check_filetype(as_text(filetype, "filetype")) or None
 
     if name_text is None:
         return nameless_headers(filename_text, ctype, html5)

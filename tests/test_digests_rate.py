@@ -211,7 +211,7 @@ def test_write_to_is_paced(tmp_path):
     assert 0.4 <= wall <= 0.65, wall
 
 
-@pytest.mark.parametrize("rate", [0, -5, float("inf"), float("nan"), "10M", True])
+@pytest.mark.parametrize("rate", [0, -5, 0.5, 1e-12, 10**400, float("inf"), float("nan"), "10M", True])
 def test_a_rate_that_is_no_positive_number_is_refused(rate):
     with pytest.raises(ValueError, match="rate must be"):
         multipart_encode([("a", "b")], "BND", rate=rate)

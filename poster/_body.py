@@ -8,6 +8,7 @@ do with a file part's content (pass the blocks on, or put them on a socket).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import itertools
 import threading
@@ -317,7 +318,7 @@ class MultipartStream:
         check_order(self._parts)
         self._digests = Digests(digest, self._parts)
         self._pacer: Optional[Pacer] = None
-        if self.total is None and isinstance(self, MultipartBody):
+        if self.total is None and self.__class__ is MultipartBody:
             # No length to tell: it must not look like a body of some length.
             self.__class__ = MultipartStream  # type: ignore[assignment]
         self._blocks: Optional[Generator[Any, None, None]] = None
@@ -373,7 +374,8 @@ class MultipartStream:
         An iteration under way when the body is reset stops: its next step
         raises :class:`~poster.errors.BodyConsumedError` instead of mixing
         two walks.  A block still being read in a worker thread (an async
-        step that was cancelled) is waited for first.  ``ValueError``
+        step that was cancelled) is waited for first, but for one waiting
+        on an async source's read: that step stops when the read is done.  ``ValueError``
         (:class:`~poster.errors.NotReplayableError`) when a part's file
         cannot seek back and was read.
         """
@@ -660,11 +662,35 @@ class MultipartBody(MultipartStream):
 
     Made from params of which one has content of unknown length, a
     ``MultipartBody(...)`` is a plain :class:`MultipartStream` instead (so
-    that no client takes it for a body of some length).
+    that no client takes it for a body of some length); a subclass keeps
+    its class, and its ``len()`` is then a ``TypeError``.
     """
 
     def __len__(self) -> int:
-        return self.total  # type: ignore[return-value]  # known: see MultipartStream.__init__
+        if self.total is None:
+            raise TypeError(
+                "this body holds a part of unknown length, so it has no len(); "
+                "send it chunked (or give the part's filesize=)"
+            )
+        return self.total
+
+
+_steps_lock = threading.Lock()
+_steps: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+
+def _async_source_steps() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that make the blocks of bodies read from async sources."""
+    global _steps
+    with _steps_lock:
+        if _steps is None:
+            _steps = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="poster-async-source")
+        return _steps
+
+
+def _retrieve(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _AsyncBlocks:
@@ -683,6 +709,10 @@ class _AsyncBlocks:
         self._done = False
 
     def __aiter__(self) -> "_AsyncBlocks":
+        if self._done:
+            # Iterated again once it ended (a client following a redirect):
+            # an error, not an empty body.  A loop left early goes on.
+            raise self._body._consumed_error()
         return self
 
     async def __anext__(self) -> bytes:
@@ -708,7 +738,17 @@ class _AsyncBlocks:
                 with body._lock:
                     self._blocks = body._running()
             loop = asyncio.get_running_loop()
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._next_block, loop))
+            if body._needs_async:
+                # Its steps wait on this loop for the source's reads: they run
+                # on threads of their own, never starving the loop's default
+                # executor, which the sources themselves may need (aiofiles).
+                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
+            else:
+                step = asyncio.ensure_future(asyncio.to_thread(self._next_block, loop))
+            # A step whose caller gave up (cancelled, then the body reset)
+            # may end in an error nobody awaits: not one to log.
+            step.add_done_callback(_retrieve)
+            self._pending = step
         pending = self._pending
         try:
             block = await asyncio.shield(pending)
@@ -744,7 +784,7 @@ class _AsyncBlocks:
         blocks = self._blocks
         assert blocks is not None
         with self._body._lock:
-            running_loop(loop)
+            running_loop(loop, self._body._lock)
             try:
                 return self._body._step(blocks)
             except StopIteration:

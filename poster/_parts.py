@@ -139,6 +139,11 @@ def _content_kind(fileobj: Any) -> str:
     read = getattr(fileobj, "read", None)
     if callable(read):
         return "async" if inspect.iscoroutinefunction(read) else "file"
+    if _is_bytes_like(fileobj):
+        raise TypeError(
+            f"fileobj is {type(fileobj).__name__} content, not a file or an iterable of "
+            "chunks; pass it as value=, or wrap it in io.BytesIO"
+        )
     if callable(getattr(fileobj, "__aiter__", None)):
         return "async"
     if (
@@ -183,17 +188,21 @@ def _chunks_size(chunks: Any) -> Optional[int]:
 
 
 def _async_size(source: Any) -> Optional[int]:
-    """The bytes left in an async file that exposes a regular file's descriptor
-    (aiofiles), from the descriptor's position; None when there is none."""
+    """The size of an async file that exposes a regular file's descriptor
+    (aiofiles) and was not read yet; None otherwise.
+
+    Only a descriptor at offset 0 tells: once read, a buffered file's
+    descriptor is ahead of the file's position by what it buffered.
+    """
     fileno = getattr(source, "fileno", None)
     if not callable(fileno) or inspect.iscoroutinefunction(fileno):
         return None
     try:
         fd = fileno()
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or os.lseek(fd, 0, os.SEEK_CUR) != 0:
             return None
-        return max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+        return int(st.st_size)
     except (OSError, ValueError, TypeError):
         return None
 

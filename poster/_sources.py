@@ -26,11 +26,13 @@ descriptor and an offset, or a ``read(n)`` callable.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import io
 import os
 import stat
 import threading
+import weakref
 from typing import Any, Awaitable, Callable, Iterator, List, Optional, Tuple, Union
 
 from poster import _backend
@@ -242,6 +244,8 @@ class StreamSource:
                     f"{label}: its file object ({type(self.fileobj).__name__}) was read "
                     "already and cannot seek back; pass a new file object"
                 )
+            if self.start is None:
+                claim(self.fileobj, label, "file object")
             self._holder = reading
             self._used = True
         try:
@@ -291,6 +295,11 @@ def _bytes_of(chunk: Any, label: str) -> bytes:
     )
 
 
+#: What a source's next chunk is once it has ended (a ``None`` chunk is no end:
+#: it is refused as any chunk that is not bytes-like).
+END = object()
+
+
 class _Blocks:
     """Chunks of any sizes, cut into blocks of the sizes asked for.
 
@@ -319,8 +328,8 @@ class _Blocks:
         return None
 
     def add(self, chunk: Any, size: int) -> Optional[bytes]:
-        """Add the next chunk (None: the source ended); the block once it is whole."""
-        if chunk is None:
+        """Add the next chunk (:data:`END`: the source ended); the block once it is whole."""
+        if chunk is END:
             return self._finish()
         data = _bytes_of(chunk, self.label)
         need = size - self._got
@@ -356,7 +365,7 @@ class ChunkReader:
         blocks = self._blocks
         block = blocks.start(size)
         while block is None:
-            block = blocks.add(next(self._chunks, None), size)
+            block = blocks.add(next(self._chunks, END), size)
         return block
 
 
@@ -378,6 +387,26 @@ class _AsyncChunkReader:
         return block
 
 
+#: One-shot objects (generators, pipes) that a source has begun to read: a
+#: second param made of the same object must not send it empty.
+_claimed: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_claimed_lock = threading.Lock()
+
+
+def claim(obj: Any, label: str, what: str) -> None:
+    """Note that ``obj``, readable once, is being read; refuse it if it was already."""
+    with _claimed_lock:
+        try:
+            if obj in _claimed:
+                raise NotReplayableError(
+                    f"{label}: its {what} was read already, by another part; it can be "
+                    "read once only: give each part a new one"
+                )
+            _claimed.add(obj)
+        except TypeError:  # no weak reference to it: nothing to note
+            pass
+
+
 class _OneShot:
     """The bookkeeping of a source that may be read once only."""
 
@@ -388,7 +417,7 @@ class _OneShot:
         self._used = False
         self.replayable = replayable
 
-    def take(self, label: str, what: str) -> None:
+    def take(self, label: str, what: str, obj: Any) -> None:
         with self._lock:
             if self._used and not self.replayable:
                 raise NotReplayableError(
@@ -396,6 +425,8 @@ class _OneShot:
                     "a body holding it cannot be sent twice (pass a list, or a "
                     "new iterator for each body)"
                 )
+            if not self.replayable:
+                claim(obj, label, what)
             self._used = True
 
     def reset(self, what: str) -> None:
@@ -424,7 +455,7 @@ class IterableSource:
         return self._once.replayable
 
     def open(self, label: str) -> Reading:
-        self._once.take(label, "iterator")
+        self._once.take(label, "iterator", self.iterable)
         return Reading(read=ChunkReader(iter(self.iterable), label).read)
 
     def reset(self) -> None:
@@ -435,9 +466,39 @@ class IterableSource:
 _async_state = threading.local()
 
 
-def running_loop(loop: Optional[asyncio.AbstractEventLoop]) -> None:
-    """Say (in a worker thread) which event loop async sources are read on; None when done."""
+def running_loop(loop: Optional[asyncio.AbstractEventLoop], lock: Any = None) -> None:
+    """Say (in a worker thread) which event loop async sources are read on,
+    and the body's lock, held by the thread (None, None: done)."""
     _async_state.loop = loop
+    _async_state.lock = lock
+
+
+def _wait_for_loop(coroutine: Any, loop: asyncio.AbstractEventLoop, label: str) -> Any:
+    """Run ``coroutine`` on ``loop`` from this worker thread and wait for it.
+
+    The body's lock is let go meanwhile, so that a ``reset()`` called on the
+    loop (after a cancelled step) does not wait on a thread that waits on the
+    loop; the step then finds the body reset and stops.  A loop closed
+    meanwhile ends the wait (``RuntimeError``) instead of leaving the thread
+    waiting for ever.
+    """
+    lock = getattr(_async_state, "lock", None)
+    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    if lock is not None:
+        lock.release()
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():
+                    future.cancel()
+                    raise RuntimeError(
+                        f"{label}: the event loop closed while its async source was being read"
+                    ) from None
+    finally:
+        if lock is not None:
+            lock.acquire()
 
 
 class AsyncSource:
@@ -464,14 +525,14 @@ class AsyncSource:
                 f"{label}: its content is an async source; send the body with "
                 "`async for` (an async client), not a synchronous iteration"
             )
-        self._once.take(label, "async source")
+        self._once.take(label, "async source", self.obj)
         obj = self.obj
         if callable(getattr(obj, "read", None)):
             async def next_chunk(size: int) -> Any:
                 chunk = await obj.read(size)
                 if chunk is None:
                     raise TypeError(f"{label}: its async read() returned None; it must return bytes")
-                return _bytes_of(chunk, label) or None  # b"": the end
+                return _bytes_of(chunk, label) or END  # b"": the end
         else:
             iterator = obj.__aiter__()
 
@@ -479,11 +540,12 @@ class AsyncSource:
                 try:
                     return await iterator.__anext__()
                 except StopAsyncIteration:
-                    return None
+                    return END
         reader = _AsyncChunkReader(next_chunk, label)
 
         def read(size: int) -> bytes:
-            return asyncio.run_coroutine_threadsafe(reader.read(size), loop).result()
+            block: bytes = _wait_for_loop(reader.read(size), loop, label)
+            return block
 
         return Reading(read=read)
 

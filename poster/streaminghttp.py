@@ -112,12 +112,14 @@ class _StreamingConnectionMixin:
     use_sendfile: bool = True
     _expect_continue: bool = False
     _content_length: Optional[int] = None
+    _chunked_head: bool = False
     _early_status_line: Optional[bytes] = None
     timeout: Any
 
     def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
         self._expect_continue = False
         self._content_length = None
+        self._chunked_head = False
         super().putrequest(method, url, *args, **kwargs)  # type: ignore[misc]
 
     def putheader(self, header: Any, *values: Any) -> None:
@@ -126,6 +128,8 @@ class _StreamingConnectionMixin:
             _text(value).strip().lower() == "100-continue" for value in values
         ):
             self._expect_continue = True
+        elif name == "transfer-encoding":
+            self._chunked_head = "chunked" in ",".join(_text(v) for v in values).lower()
         elif name == "content-length":
             text = _text(values[0]).strip() if len(values) == 1 else ""
             if not (text.isascii() and text.isdigit()):
@@ -181,6 +185,13 @@ class _StreamingConnectionMixin:
                 raise http.client.NotConnected()
         try:
             if isinstance(data, MultipartStream):
+                chunked = chunked or self._chunked_head
+                if data.total is None and not chunked:
+                    raise ValueError(
+                        "a poster body of unknown length (a part from a pipe or a generator) "
+                        "is sent chunked: put 'Transfer-Encoding: chunked' in the head, or "
+                        "use request(..., encode_chunked=True); nothing of it was sent"
+                    )
                 if self.debuglevel > 0:
                     size = "unknown length" if data.total is None else f"{data.total} bytes"
                     print(f"send: a poster body of {size}" + (", chunked" if chunked else ""))

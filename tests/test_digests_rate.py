@@ -215,3 +215,16 @@ def test_write_to_is_paced(tmp_path):
 def test_a_rate_that_is_no_positive_number_is_refused(rate):
     with pytest.raises(ValueError, match="rate must be"):
         multipart_encode([("a", "b")], "BND", rate=rate)
+
+
+def test_crc32c_from_google_crc32c():
+    import google_crc32c
+    part = file_param()
+    body, headers = multipart_encode([part, MultipartParam.digest_of("crc", part, "crc32c")], "BND",
+                                     digest="crc32c")
+    sent = b"".join(body)
+    want = f"{google_crc32c.value(DATA):08x}"
+    assert body.digests[0] == ("f", want)
+    assert len(sent) == int(headers["Content-Length"])
+    assert parse_with_python_multipart(sent, "multipart/form-data; boundary=BND")[1]["data"] == want.encode()
+    assert f"{google_crc32c.value(b'123456789'):08x}" == "e3069283"  # the check value of CRC-32C

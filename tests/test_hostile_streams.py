@@ -188,8 +188,6 @@ def test_many_concurrent_async_uploads_do_not_starve_the_default_executor(backen
     # Each step of each body occupies a default-executor thread that waits for
     # the loop; an async source that itself needs that executor (aiofiles,
     # asyncio.to_thread) then never runs: every upload hangs for good.
-    if reader == "aiofiles":
-        pytest.importorskip("aiofiles")
     path = tmp_path / "data.bin"
     path.write_bytes(PAYLOAD)
     workers = min(32, (os.cpu_count() or 1) + 4)
@@ -255,7 +253,7 @@ def test_a_loop_closed_during_an_async_read_does_not_hang_the_process_exit(backe
 # -- 4. aiofiles read partly before ------------------------------------------------
 
 def test_an_aiofiles_file_read_partly_before_sends_the_rest(tmp_path):
-    aiofiles = pytest.importorskip("aiofiles")
+    import aiofiles
     path = tmp_path / "data.bin"
     path.write_bytes(PAYLOAD)
 

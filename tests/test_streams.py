@@ -311,7 +311,7 @@ def test_an_async_source_given_filesize_keeps_the_length():
 
 
 def test_an_aiofiles_file_has_a_known_size_and_its_reads_run_on_the_loop(tmp_path):
-    aiofiles = pytest.importorskip("aiofiles")
+    import aiofiles
     path = tmp_path / "data.bin"
     path.write_bytes(PAYLOAD)
 
@@ -326,7 +326,7 @@ def test_an_aiofiles_file_has_a_known_size_and_its_reads_run_on_the_loop(tmp_pat
 
 
 def test_an_anyio_file_streams():
-    anyio = pytest.importorskip("anyio")
+    import anyio
 
     async def main(path):
         async with await anyio.open_file(path, "rb") as fileobj:

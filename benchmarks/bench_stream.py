@@ -163,7 +163,7 @@ def make_clients() -> Dict[str, Any]:
     return {
         "opener": urllib.request.build_opener(*get_handlers()),
         "session": requests.Session(),
-        "httpx": httpx.Client(timeout=None),
+        "httpx": httpx.Client(timeout=TIMEOUT),
     }
 
 

@@ -65,6 +65,8 @@ HERE = os.path.abspath(__file__)
 CHUNK = 64 * 1024
 BOUNDARY = "poster-bench-stream-5f0c1e2d9a7b"
 OURS = "poster handlers"
+#: The block size of poster's bodies (--blocksize): its chunks are up to this long.
+BLOCKSIZE = 64 * 1024
 CURL = "/usr/bin/curl"
 TIMEOUT = 600
 
@@ -143,7 +145,7 @@ class Feeder:
 
 def poster_body(source: Any) -> Tuple[Any, Dict[str, str]]:
     param = MultipartParam("file", fileobj=source, filename="stream.bin", filetype="application/octet-stream")
-    return multipart_encode([param], boundary=BOUNDARY)
+    return multipart_encode([param], boundary=BOUNDARY, blocksize=BLOCKSIZE)
 
 
 def framing() -> int:
@@ -318,7 +320,8 @@ def measure_rss(url: str, size_mib: int) -> Dict[str, Dict[str, float]]:
     results: Dict[str, Dict[str, float]] = {}
     for source_kind in ("generator", "pipe"):
         for name in POSTER_CONTENDERS:
-            out = subprocess.run([sys.executable, HERE, "--rss-probe", name, source_kind, url, str(size_mib << 20)],
+            out = subprocess.run([sys.executable, HERE, "--blocksize", str(BLOCKSIZE),
+                                  "--rss-probe", name, source_kind, url, str(size_mib << 20)],
                                  check=True, capture_output=True, text=True).stdout
             results.setdefault(source_kind, {})[name] = float(out)
     return results
@@ -379,16 +382,20 @@ def report(rows: List[Dict[str, Any]], rss: Optional[Dict[str, Dict[str, float]]
 
 
 def main() -> None:
+    global BLOCKSIZE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss-mib", type=int, default=None,
                         help="size of the fresh-process RSS uploads (default: --size-mib; 0: none)")
     parser.add_argument("--sources", default="generator,pipe", help="comma-separated: generator, pipe")
+    parser.add_argument("--blocksize", type=int, default=BLOCKSIZE,
+                        help="block size of poster's bodies, in bytes (default: poster's, 65536)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--rss-probe", nargs=4, metavar=("CONTENDER", "SOURCE", "URL", "BYTES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    BLOCKSIZE = args.blocksize
     if args.rss_probe:
         name, source_kind, url, size = args.rss_probe
         rss_probe(name, source_kind, url, int(size))
@@ -411,7 +418,8 @@ def main() -> None:
         names = [name for name in CONTENDERS if have_curl or name != "curl -T -"]
         clients = make_clients()
         print(f"poster {poster.__version__}, backend {poster.BACKEND}, Python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} CPUs, {args.size_mib} MiB in 64 KiB chunks, {args.rounds} rounds, "
+              f"{os.cpu_count()} CPUs, {args.size_mib} MiB in 64 KiB chunks, poster blocksize {BLOCKSIZE}, "
+              f"{args.rounds} rounds, "
               f"{datetime.datetime.now().isoformat(timespec='seconds')}")
         for source_kind in sources:  # warm up: first connections, first-use allocations
             for name in names:

@@ -618,6 +618,11 @@ class _Chunks:
         self._pieces: List[bytes] = []
         self._count = 0
         self._after = b""  # the CRLF that ends the chunk sent last
+        # A chunk's size line and its data leave in one sendmsg() where the
+        # socket has it: no copy, and no segment of its own for the line
+        # (http.client and urllib3 set TCP_NODELAY, so a line sent alone goes
+        # out alone, and wakes the receiver for a few bytes).
+        self._sendmsg = getattr(sock, "sendmsg", None) if is_plain_socket(sock) else None
 
     def write(self, data: bytes) -> None:
         if self._count + len(data) > self._size:
@@ -650,6 +655,13 @@ class _Chunks:
         line = b"%s%X\r\n" % (self._after, len(data))
         if len(data) <= 16384:  # one send; a copy costs less than a call
             self._sock.sendall(line + data)
+        elif self._sendmsg is not None:
+            sent = self._sendmsg((line, data))
+            if sent < len(line):  # a short send: the rest as sendall() does it
+                self._sock.sendall(line[sent:])
+                self._sock.sendall(data)
+            elif sent < len(line) + len(data):
+                self._sock.sendall(memoryview(data)[sent - len(line):])
         else:
             self._sock.sendall(line)
             self._sock.sendall(data)

@@ -574,6 +574,54 @@ def test_poster_handlers_send_chunks_of_up_to_the_block_size_with_sendfile_for_f
     assert sum(calls) == len(PAYLOAD)  # the file part of known length went by sendfile
 
 
+class ShortSends(socket.socket):
+    """A socket whose ``sendmsg`` takes a few bytes only, each call a different count."""
+
+    counts = [3, 9, 10, 5000, 1 << 30, 1]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: List[int] = []
+
+    def sendmsg(self, buffers, *args):  # type: ignore[no-untyped-def, override]
+        limit = self.counts[len(self.calls) % len(self.counts)]
+        data = b"".join(buffers)[:limit]
+        self.calls.append(len(data))
+        return self.send(data)
+
+
+def unchunk(data: bytes) -> bytes:
+    body, rest = [], data
+    while True:
+        line, _, rest = rest.partition(b"\r\n")
+        size = int(line, 16)
+        if size == 0:
+            assert rest == b"\r\n"
+            return b"".join(body)
+        body.append(rest[:size])
+        assert rest[size:size + 2] == b"\r\n"
+        rest = rest[size + 2:]
+
+
+def test_chunks_go_out_whole_through_short_sendmsg_calls():
+    near, far = socket.socketpair()
+    sock = ShortSends(fileno=near.detach())
+    received: List[bytes] = []
+    reader = threading.Thread(target=lambda: received.extend(iter(lambda: far.recv(1 << 16), b"")), daemon=True)
+    reader.start()
+    params = [("a", "1"), MultipartParam("gen", fileobj=chunks_of(PAYLOAD, 40_000), filename="g")]
+    body, _ = multipart_encode(params, "BND", blocksize=32768)
+    want = b"".join(multipart_encode([params[0], MultipartParam("gen", PAYLOAD, filename="g")], "BND")[0])
+    try:
+        assert body.write_to(sock, chunked=True) == len(want)
+    finally:
+        sock.close()
+    reader.join(TIMEOUT)
+    far.close()
+    assert unchunk(b"".join(received)) == want
+    assert len(sock.calls) >= len(ShortSends.counts)  # every kind of short send was met
+
+
 def test_a_redirect_of_a_consumed_stream_is_refused_with_a_clear_error(echo):
     body, headers = multipart_encode([MultipartParam("g", fileobj=chunks_of(PAYLOAD, 1000))])
     opener = urllib.request.build_opener(*streaminghttp.get_handlers())

@@ -58,6 +58,7 @@ def walk(
     part_callbacks: bool = True,
     close: bool = True,
     digests: Optional[Digests] = None,
+    inline: bool = True,
 ) -> Generator[Any, None, None]:
     """The parts in order, calling the callbacks as it goes.
 
@@ -66,6 +67,9 @@ def walk(
     ``blocksize``), each file part's header, and (with ``close``) the close
     delimiter.  A file part is opened (its reading) before its header is
     yielded, and its content comes from ``content``, passed on as it comes.
+    With ``inline``, a file part of known size that fits whole in the block
+    under way (the total stays within ``blocksize``) is read as ``bytes``
+    into that block instead, ``content`` unused: a small body is one block.
 
     ``cb(param, current, total)`` counts the whole walk (its params must then
     be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
@@ -136,6 +140,10 @@ def walk(
             counting = cb or (part_callbacks and param.cb) or part_total is None
             reading = param._source.open(param.label())  # before its header leaves
             hashers = digests.hashers_for(param) if digests is not None else None
+            # A part that fits in the block under way goes out in it whole:
+            # a small body is one block (one send), not header, content and
+            # close delimiter apart.  Its content is read as bytes then.
+            whole = inline and part_total is not None and pending_size + part_total <= blocksize
             end = None
             try:
                 pending += (delimiter_line, param._headers)
@@ -146,15 +154,25 @@ def walk(
                         param.cb(param, part_current, part_total)
                     if cb:
                         cb(param, current, total)
-                yield b"".join(pending)
-                pending.clear()
+                items: Iterator[Any]
+                if whole:
+                    items = file_content(param, reading, delimiter, blocksize, hashers)
+                    pending_size += part_total
+                else:
+                    yield b"".join(pending)
+                    pending.clear()
+                    items = content(param, reading, hashers)
+                    pending_size = 0
                 head = part_current
                 if not counting:  # size known, nothing to count: pass the content on as it comes
-                    yield from content(param, reading, hashers)
+                    if whole:
+                        pending += items
+                    else:
+                        yield from items
                     part_current += param._filesize
                     current += param._filesize
                 else:
-                    for item in content(param, reading, hashers):
+                    for item in items:
                         count = item if type(item) is int else len(item)
                         part_current += count
                         current += count
@@ -162,18 +180,23 @@ def walk(
                             param.cb(param, part_current, part_total)
                         if cb:
                             cb(param, current, total)
-                        yield item
+                        if whole:
+                            pending.append(item)
+                        else:
+                            yield item
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)
             if digests is not None:
                 digests.finish(param, hashers)
             pending.append(b"\r\n")
-            pending_size = 2
+            if not whole:
+                pending_size = 2
             current += 2
             if part_callbacks and param.cb:
                 param.cb(param, part_current + 2, part_current + 2)
-            continue
+            if not whole:
+                continue
         if pending_size >= blocksize:
             yield b"".join(pending)
             pending.clear()
@@ -195,7 +218,7 @@ def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbac
     def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
         return file_content(param, reading, delimiter, blocksize, hashers)
 
-    return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False)
+    return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False, inline=False)
 
 
 def check_rate(rate: Any) -> Optional[float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import io
 import itertools
 import threading
@@ -456,12 +457,13 @@ class MultipartStream:
                 "`async for` (an async client such as httpx.AsyncClient or aiohttp)"
             )
 
-    def _running(self) -> Generator[Any, None, None]:
-        """The walk under way, or a new one for a body that is fresh."""
+    def _running(self, file_blocksize: int = 0) -> Generator[Any, None, None]:
+        """The walk under way, or a new one for a body that is fresh (see
+        :meth:`_generate`)."""
         if self._blocks is None:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
-            self._blocks = self._generate()
+            self._blocks = self._generate(file_blocksize or self.blocksize)
         return self._blocks
 
     def __iter__(self) -> Iterator[bytes]:
@@ -536,12 +538,14 @@ class MultipartStream:
         self._interrupted = False
         return _AsyncBlocks(self)
 
-    def _generate(self) -> Generator[Any, None, None]:
-        """The body's blocks, for iteration."""
+    def _generate(self, file_blocksize: int) -> Generator[Any, None, None]:
+        """The body's blocks, for iteration; a regular file's content (read
+        by offset) in blocks of ``file_blocksize``."""
         delimiter, blocksize = self._delimiter, self.blocksize
 
         def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
-            return file_content(param, reading, delimiter, blocksize, hashers)
+            size = file_blocksize if reading.read is None else blocksize
+            return file_content(param, reading, delimiter, size, hashers)
 
         return walk(self._walk_parts(), delimiter, blocksize, content, self.cb, self.total,
                     digests=self._digests)
@@ -728,8 +732,20 @@ def _retrieve(future: "asyncio.Future[Any]") -> None:
         future.exception()
 
 
+#: The least block size of a regular file's content in an async iteration
+#: (unless paced), in bytes: each block costs a thread hop and a write of the
+#: client, far more than reading its bytes.
+ASYNC_FILE_BLOCKSIZE = 1024 * 1024
+
+
 class _AsyncBlocks:
     """The async iteration of a body: each block is made in a worker thread.
+
+    The content of a regular file (read by offset) comes in blocks of
+    :data:`ASYNC_FILE_BLOCKSIZE` bytes or the body's ``blocksize``, whichever
+    is more (the body's own when it is paced by ``rate``); everything else
+    in blocks of ``blocksize``.  A body that reads no source (its parts are
+    all in memory) is made on the event loop, with no thread at all.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -742,6 +758,7 @@ class _AsyncBlocks:
         self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
         self._paced: Optional[Tuple[bytes, float]] = None  # a block waiting for its time
         self._done = False
+        self._in_thread = any(_reads_source(part) for part in body._parts)
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -768,34 +785,18 @@ class _AsyncBlocks:
         if self._done:
             raise StopAsyncIteration
         body = self._body
-        if self._pending is None:
-            if self._blocks is None:
-                with body._lock:
-                    self._blocks = body._running()
-            loop = asyncio.get_running_loop()
-            if body._needs_async:
-                # Its steps wait on this loop for the source's reads: they run
-                # on threads of their own, never starving the loop's default
-                # executor, which the sources themselves may need (aiofiles).
-                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
-            else:
-                step = asyncio.ensure_future(asyncio.to_thread(self._next_block, loop))
-            # A step whose caller gave up (cancelled, then the body reset)
-            # may end in an error nobody awaits: not one to log.
-            step.add_done_callback(_retrieve)
-            self._pending = step
-        pending = self._pending
-        try:
-            block = await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            if pending.cancelled():
-                self._pending = None
-            raise
-        except BaseException:
-            self._done = True
-            self._pending = None
-            raise
-        self._pending = None
+        if self._blocks is None:
+            file_blocksize = body.blocksize if body.rate is not None else max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
+            with body._lock:
+                self._blocks = body._running(file_blocksize)
+        if self._in_thread:
+            block = await self._step_in_thread()
+        else:
+            try:
+                block = self._next_block(None)
+            except BaseException:
+                self._done = True
+                raise
         if block is None:
             self._done = True
             raise StopAsyncIteration
@@ -813,16 +814,52 @@ class _AsyncBlocks:
                 blocks.close()
         return block
 
-    def _next_block(self, loop: asyncio.AbstractEventLoop) -> Optional[bytes]:
+    async def _step_in_thread(self) -> Optional[bytes]:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            if self._body._needs_async:
+                # Its steps wait on this loop for the source's reads: they run
+                # on threads of their own, never starving the loop's default
+                # executor, which the sources themselves may need (aiofiles).
+                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
+            else:
+                # What asyncio.to_thread does, without a task of its own.
+                step = loop.run_in_executor(None, contextvars.copy_context().run, self._next_block, loop)
+            # A step whose caller gave up (cancelled, then the body reset)
+            # may end in an error nobody awaits: not one to log.
+            step.add_done_callback(_retrieve)
+            self._pending = step
+        pending = self._pending
+        try:
+            block = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if pending.cancelled():
+                self._pending = None
+            raise
+        except BaseException:
+            self._done = True
+            self._pending = None
+            raise
+        self._pending = None
+        return block
+
+    def _next_block(self, loop: Optional[asyncio.AbstractEventLoop]) -> Optional[bytes]:
         """The next block, or None at the end (StopIteration cannot cross a
-        future); async sources are read on ``loop``."""
+        future); async sources are read on ``loop`` (from a worker thread)."""
         blocks = self._blocks
         assert blocks is not None
         with self._body._lock:
-            running_loop(loop, self._body._lock)
+            if loop is not None:
+                running_loop(loop, self._body._lock)
             try:
                 return self._body._step(blocks)
             except StopIteration:
                 return None
             finally:
-                running_loop(None)
+                if loop is not None:
+                    running_loop(None)
+
+
+def _reads_source(part: Any) -> bool:
+    """Whether making ``part`` reads a source (a file, a stream, an iterable)."""
+    return isinstance(part, MultipartParam) and part._value is None and not isinstance(part._source, DigestSource)

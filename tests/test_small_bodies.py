@@ -168,3 +168,29 @@ def test_iter_encode_keeps_header_content_and_crlf_apart(tmp_path):
     path, data = small_file(tmp_path)
     param = MultipartParam.from_file("file", str(path))
     assert list(param.iter_encode(BOUNDARY)) == [param.encode_hdr(BOUNDARY), data, b"\r\n"]
+
+
+@pytest.mark.parametrize("boundary", ["0123456789abcdef", "A" * 70, "a" * 71, "a-b", "é1", ""])
+def test_the_boundary_shortcut_gives_what_quote_plus_gives(boundary):
+    import urllib.parse
+
+    from poster._parts import quote_boundary
+
+    if not boundary or len(boundary) > 70:
+        with pytest.raises(ValueError):
+            quote_boundary(boundary)
+    else:
+        assert quote_boundary(boundary) == urllib.parse.quote_plus(boundary.encode("utf-8"))
+
+
+def test_the_filename_and_subtype_shortcuts_change_nothing(tmp_path):
+    from poster._parts import _sendable_filename
+    from poster._subtypes import check_subtype
+
+    assert _sendable_filename(str(tmp_path / "plain.bin")) == "plain.bin"
+    assert _sendable_filename(str(tmp_path / "caf\u00e9.bin")) == "caf\u00e9.bin"
+    assert _sendable_filename(os.path.join(os.fsencode(tmp_path), b"caf\xe9.bin")) == "caf%E9.bin"
+    assert check_subtype("form-data") == "form-data"
+    assert check_subtype("Form-Data") == "form-data"
+    with pytest.raises(TypeError):
+        check_subtype(b"form-data")

@@ -279,7 +279,9 @@ class MultipartStream:
 
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
     and ``async for`` reads files in a worker thread (and async sources on
-    the event loop; a body holding one can only be sent with ``async for``).
+    the event loop; a body holding one can only be sent with ``async for``),
+    a regular file in blocks of at least 512 KiB unless ``rate`` paces it;
+    a body held in memory is made on the event loop.
     ``reset()`` (or ``seek(0)``) rewinds every part so the body can be sent again; ``tell()`` counts the bytes out so far, which is
     how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
@@ -735,7 +737,7 @@ def _retrieve(future: "asyncio.Future[Any]") -> None:
 #: The least block size of a regular file's content in an async iteration
 #: (unless paced), in bytes: each block costs a thread hop and a write of the
 #: client, far more than reading its bytes.
-ASYNC_FILE_BLOCKSIZE = 1024 * 1024
+ASYNC_FILE_BLOCKSIZE = 512 * 1024
 
 
 class _AsyncBlocks:

@@ -1,6 +1,10 @@
 """Every encoding benchmark side by side, with a table of ratios.
 
-    python benchmarks/run_all.py [--rounds 7]
+    python benchmarks/run_all.py [--rounds 7] [--only bigfile,fields,digest,threads,memory,small,async]
+
+The uploads through clients (``small``: bench_small.py, ``async``:
+bench_async.py) run each contender in a process of its own against a
+loopback keep-alive sink; the rest run in this process.
 
 Contenders of a case run one after the other within a round, in an order
 that rotates from round to round, so a slow phase of a noisy machine hits

@@ -289,7 +289,7 @@ def report(results: Dict[str, Dict[str, Dict[str, float]]], rss: Optional[float]
         tls = results["https"]
         rows += [
             ("https: requests+toolbelt wall / poster wall", tls["requests + toolbelt"]["wall"] / tls["poster"]["wall"], ">= 2"),
-            ("https: httpx wall / poster wall", tls["httpx"]["wall"] / tls["poster"]["wall"], ">= 1.2"),
+            ("https: httpx wall / poster wall", tls["httpx"]["wall"] / tls["poster"]["wall"], ">= 1.3"),
         ]
         if have_curl:
             rows.append(("https: poster wall / curl -F wall", tls["poster"]["wall"] / tls["curl -F"]["wall"], "(info)"))

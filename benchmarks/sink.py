@@ -1,14 +1,18 @@
 """A loopback HTTP sink for the upload benchmarks: it reads bodies and discards them.
 
-Run as its own process: ``python sink.py [--certfile F --keyfile K]``.  It
-prints ``<http port> <https port>`` (the latter 0 without a certificate) on
-one line, then serves until killed.  Every request body is read to its
+Run as its own process: ``python sink.py [--certfile F --keyfile K] [--keep-alive]``.
+It prints ``<http port> <https port>`` (the latter 0 without a certificate)
+on one line, then serves until killed.  Every request body is read to its
 ``Content-Length``, or to its last chunk when it comes with
 ``Transfer-Encoding: chunked`` (``Expect: 100-continue`` is answered at once),
 and thrown away; the answer is ``200`` with the number of body bytes received
 (for a chunked body, the bytes of its chunks' data, without the framing), and
 the connection is closed.  A chunked body that is not framed as RFC 9112 says
 is answered ``400``.
+
+With ``--keep-alive`` a connection serves one request after another (HTTP/1.1
+persistent connections; a body may also be chunked) until the client closes
+it: what the many-small-uploads benchmarks need.
 """
 
 from __future__ import annotations
@@ -164,11 +168,98 @@ def serve_connection(conn: socket.socket, context: Optional[ssl.SSLContext]) -> 
         conn.close()
 
 
+class _Connection:
+    """A persistent connection's bytes: what was received and not used yet."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.data = bytearray()
+        self.buffer = memoryview(bytearray(1 << 20))
+
+    def fill(self) -> bool:
+        block = self.conn.recv(1 << 18)
+        self.data += block
+        return bool(block)
+
+    def line(self) -> Optional[bytes]:
+        while (end := self.data.find(b"\r\n")) < 0:
+            if not self.fill():
+                return None
+        line = bytes(self.data[:end])
+        del self.data[: end + 2]
+        return line
+
+    def skip(self, count: int) -> int:
+        """Drop ``count`` bytes of body; the number dropped (fewer at EOF)."""
+        taken = min(count, len(self.data))
+        del self.data[:taken]
+        buffer = self.buffer
+        while taken < count:
+            got = self.conn.recv_into(buffer, min(len(buffer), count - taken))
+            if not got:
+                break
+            taken += got
+        return taken
+
+
+def serve_persistent(conn: socket.socket, context: Optional[ssl.SSLContext]) -> None:
+    try:
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = _Connection(conn)
+        while True:
+            while (end := stream.data.find(b"\r\n\r\n")) < 0:
+                if not stream.fill():
+                    return
+            head = bytes(stream.data[:end])
+            del stream.data[: end + 4]
+            length, chunked, expect = 0, False, False
+            for line in head.split(b"\r\n")[1:]:
+                key, _, value = line.partition(b":")
+                key = key.strip().lower()
+                if key == b"content-length":
+                    length = int(value)
+                elif key == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+                elif key == b"expect" and value.strip().lower() == b"100-continue":
+                    expect = True
+            if expect and not stream.data:
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if chunked:
+                received = 0
+                while True:
+                    size_line = stream.line()
+                    if size_line is None:
+                        return
+                    size = int(size_line.split(b";")[0], 16)
+                    if size == 0:
+                        while stream.line():  # trailers, up to the empty line
+                            pass
+                        break
+                    received += stream.skip(size)
+                    stream.skip(2)
+            else:
+                received = stream.skip(length)
+                if received < length:
+                    return
+            answer = str(received).encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(answer), answer))
+    except (OSError, ValueError):
+        pass
+    finally:
+        conn.close()
+
+
+SERVE = serve_connection
+
+
 def listen(context: Optional[ssl.SSLContext]) -> socket.socket:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener.listen(256)
     thread = threading.Thread(target=accept_loop, args=(listener, context), daemon=True)
     thread.start()
     return listener
@@ -177,14 +268,18 @@ def listen(context: Optional[ssl.SSLContext]) -> socket.socket:
 def accept_loop(listener: socket.socket, context: Optional[ssl.SSLContext]) -> None:
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve_connection, args=(conn, context), daemon=True).start()
+        threading.Thread(target=SERVE, args=(conn, context), daemon=True).start()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
+    parser.add_argument("--keep-alive", action="store_true", help="serve many requests per connection")
     args = parser.parse_args()
+    global SERVE
+    if args.keep_alive:
+        SERVE = serve_persistent
     http = listen(None)
     https_port = 0
     if args.certfile:

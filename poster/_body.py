@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import io
 import itertools
 import threading
@@ -58,6 +59,7 @@ def walk(
     part_callbacks: bool = True,
     close: bool = True,
     digests: Optional[Digests] = None,
+    inline: bool = True,
 ) -> Generator[Any, None, None]:
     """The parts in order, calling the callbacks as it goes.
 
@@ -66,6 +68,9 @@ def walk(
     ``blocksize``), each file part's header, and (with ``close``) the close
     delimiter.  A file part is opened (its reading) before its header is
     yielded, and its content comes from ``content``, passed on as it comes.
+    With ``inline``, a file part of known size that fits whole in the block
+    under way (the total stays within ``blocksize``) is read as ``bytes``
+    into that block instead, ``content`` unused: a small body is one block.
 
     ``cb(param, current, total)`` counts the whole walk (its params must then
     be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
@@ -136,6 +141,10 @@ def walk(
             counting = cb or (part_callbacks and param.cb) or part_total is None
             reading = param._source.open(param.label())  # before its header leaves
             hashers = digests.hashers_for(param) if digests is not None else None
+            # A part that fits in the block under way goes out in it whole:
+            # a small body is one block (one send), not header, content and
+            # close delimiter apart.  Its content is read as bytes then.
+            whole = inline and part_total is not None and pending_size + part_total <= blocksize
             end = None
             try:
                 pending += (delimiter_line, param._headers)
@@ -146,15 +155,25 @@ def walk(
                         param.cb(param, part_current, part_total)
                     if cb:
                         cb(param, current, total)
-                yield b"".join(pending)
-                pending.clear()
+                items: Iterator[Any]
+                if whole:
+                    items = file_content(param, reading, delimiter, blocksize, hashers)
+                    pending_size += part_total
+                else:
+                    yield b"".join(pending)
+                    pending.clear()
+                    items = content(param, reading, hashers)
+                    pending_size = 0
                 head = part_current
                 if not counting:  # size known, nothing to count: pass the content on as it comes
-                    yield from content(param, reading, hashers)
+                    if whole:
+                        pending += items
+                    else:
+                        yield from items
                     part_current += param._filesize
                     current += param._filesize
                 else:
-                    for item in content(param, reading, hashers):
+                    for item in items:
                         count = item if type(item) is int else len(item)
                         part_current += count
                         current += count
@@ -162,18 +181,23 @@ def walk(
                             param.cb(param, part_current, part_total)
                         if cb:
                             cb(param, current, total)
-                        yield item
+                        if whole:
+                            pending.append(item)
+                        else:
+                            yield item
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)
             if digests is not None:
                 digests.finish(param, hashers)
             pending.append(b"\r\n")
-            pending_size = 2
+            if not whole:
+                pending_size = 2
             current += 2
             if part_callbacks and param.cb:
                 param.cb(param, part_current + 2, part_current + 2)
-            continue
+            if not whole:
+                continue
         if pending_size >= blocksize:
             yield b"".join(pending)
             pending.clear()
@@ -195,7 +219,7 @@ def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbac
     def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
         return file_content(param, reading, delimiter, blocksize, hashers)
 
-    return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False)
+    return walk([param], delimiter, blocksize, content, part_callbacks=callbacks, close=False, inline=False)
 
 
 def check_rate(rate: Any) -> Optional[float]:
@@ -255,7 +279,9 @@ class MultipartStream:
 
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
     and ``async for`` reads files in a worker thread (and async sources on
-    the event loop; a body holding one can only be sent with ``async for``).
+    the event loop; a body holding one can only be sent with ``async for``),
+    a regular file in blocks of at least 512 KiB unless ``rate`` paces it;
+    a body held in memory is made on the event loop.
     ``reset()`` (or ``seek(0)``) rewinds every part so the body can be sent again; ``tell()`` counts the bytes out so far, which is
     how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
@@ -433,12 +459,13 @@ class MultipartStream:
                 "`async for` (an async client such as httpx.AsyncClient or aiohttp)"
             )
 
-    def _running(self) -> Generator[Any, None, None]:
-        """The walk under way, or a new one for a body that is fresh."""
+    def _running(self, file_blocksize: int = 0) -> Generator[Any, None, None]:
+        """The walk under way, or a new one for a body that is fresh (see
+        :meth:`_generate`)."""
         if self._blocks is None:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
-            self._blocks = self._generate()
+            self._blocks = self._generate(file_blocksize or self.blocksize)
         return self._blocks
 
     def __iter__(self) -> Iterator[bytes]:
@@ -513,12 +540,14 @@ class MultipartStream:
         self._interrupted = False
         return _AsyncBlocks(self)
 
-    def _generate(self) -> Generator[Any, None, None]:
-        """The body's blocks, for iteration."""
+    def _generate(self, file_blocksize: int) -> Generator[Any, None, None]:
+        """The body's blocks, for iteration; a regular file's content (read
+        by offset) in blocks of ``file_blocksize``."""
         delimiter, blocksize = self._delimiter, self.blocksize
 
         def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
-            return file_content(param, reading, delimiter, blocksize, hashers)
+            size = file_blocksize if reading.read is None else blocksize
+            return file_content(param, reading, delimiter, size, hashers)
 
         return walk(self._walk_parts(), delimiter, blocksize, content, self.cb, self.total,
                     digests=self._digests)
@@ -705,8 +734,20 @@ def _retrieve(future: "asyncio.Future[Any]") -> None:
         future.exception()
 
 
+#: The least block size of a regular file's content in an async iteration
+#: (unless paced), in bytes: each block costs a thread hop and a write of the
+#: client, far more than reading its bytes.
+ASYNC_FILE_BLOCKSIZE = 512 * 1024
+
+
 class _AsyncBlocks:
     """The async iteration of a body: each block is made in a worker thread.
+
+    The content of a regular file (read by offset) comes in blocks of
+    :data:`ASYNC_FILE_BLOCKSIZE` bytes or the body's ``blocksize``, whichever
+    is more (the body's own when it is paced by ``rate``); everything else
+    in blocks of ``blocksize``.  A body that reads no source (its parts are
+    all in memory) is made on the event loop, with no thread at all.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -719,6 +760,7 @@ class _AsyncBlocks:
         self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
         self._paced: Optional[Tuple[bytes, float]] = None  # a block waiting for its time
         self._done = False
+        self._in_thread = any(_reads_source(part) for part in body._parts)
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -745,34 +787,18 @@ class _AsyncBlocks:
         if self._done:
             raise StopAsyncIteration
         body = self._body
-        if self._pending is None:
-            if self._blocks is None:
-                with body._lock:
-                    self._blocks = body._running()
-            loop = asyncio.get_running_loop()
-            if body._needs_async:
-                # Its steps wait on this loop for the source's reads: they run
-                # on threads of their own, never starving the loop's default
-                # executor, which the sources themselves may need (aiofiles).
-                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
-            else:
-                step = asyncio.ensure_future(asyncio.to_thread(self._next_block, loop))
-            # A step whose caller gave up (cancelled, then the body reset)
-            # may end in an error nobody awaits: not one to log.
-            step.add_done_callback(_retrieve)
-            self._pending = step
-        pending = self._pending
-        try:
-            block = await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            if pending.cancelled():
-                self._pending = None
-            raise
-        except BaseException:
-            self._done = True
-            self._pending = None
-            raise
-        self._pending = None
+        if self._blocks is None:
+            file_blocksize = body.blocksize if body.rate is not None else max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
+            with body._lock:
+                self._blocks = body._running(file_blocksize)
+        if self._in_thread:
+            block = await self._step_in_thread()
+        else:
+            try:
+                block = self._next_block(None)
+            except BaseException:
+                self._done = True
+                raise
         if block is None:
             self._done = True
             raise StopAsyncIteration
@@ -790,16 +816,52 @@ class _AsyncBlocks:
                 blocks.close()
         return block
 
-    def _next_block(self, loop: asyncio.AbstractEventLoop) -> Optional[bytes]:
+    async def _step_in_thread(self) -> Optional[bytes]:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            if self._body._needs_async:
+                # Its steps wait on this loop for the source's reads: they run
+                # on threads of their own, never starving the loop's default
+                # executor, which the sources themselves may need (aiofiles).
+                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
+            else:
+                # What asyncio.to_thread does, without a task of its own.
+                step = loop.run_in_executor(None, contextvars.copy_context().run, self._next_block, loop)
+            # A step whose caller gave up (cancelled, then the body reset)
+            # may end in an error nobody awaits: not one to log.
+            step.add_done_callback(_retrieve)
+            self._pending = step
+        pending = self._pending
+        try:
+            block = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if pending.cancelled():
+                self._pending = None
+            raise
+        except BaseException:
+            self._done = True
+            self._pending = None
+            raise
+        self._pending = None
+        return block
+
+    def _next_block(self, loop: Optional[asyncio.AbstractEventLoop]) -> Optional[bytes]:
         """The next block, or None at the end (StopIteration cannot cross a
-        future); async sources are read on ``loop``."""
+        future); async sources are read on ``loop`` (from a worker thread)."""
         blocks = self._blocks
         assert blocks is not None
         with self._body._lock:
-            running_loop(loop, self._body._lock)
+            if loop is not None:
+                running_loop(loop, self._body._lock)
             try:
                 return self._body._step(blocks)
             except StopIteration:
                 return None
             finally:
-                running_loop(None)
+                if loop is not None:
+                    running_loop(None)
+
+
+def _reads_source(part: Any) -> bool:
+    """Whether making ``part`` reads a source (a file, a stream, an iterable)."""
+    return isinstance(part, MultipartParam) and part._value is None and not isinstance(part._source, DigestSource)

@@ -62,6 +62,8 @@ def check_blocksize(blocksize: Any) -> None:
 
 def quote_boundary(boundary: Boundary) -> str:
     """The one spelling of ``boundary`` used on the wire (``quote_plus``'d exactly once)."""
+    if type(boundary) is str and boundary.isascii() and boundary.isalnum() and len(boundary) <= MAX_BOUNDARY:
+        return boundary  # what quote_plus gives for letters and digits (gen_boundary's)
     if not isinstance(boundary, (str, bytes)):
         raise TypeError(f"boundary must be str or bytes, not {type(boundary).__name__}")
     if not boundary:
@@ -287,7 +289,7 @@ def _sendable_filename(path: Union[str, bytes]) -> str:
     gives lone surrogates for them), which no header can carry as they are.
     """
     name = os.path.basename(os.fsdecode(path))
-    if not any("\udc80" <= char <= "\udcff" for char in name):
+    if name.isascii() or not any("\udc80" <= char <= "\udcff" for char in name):
         return name
     return "".join(
         f"%{ord(char) - 0xDC00:02X}" if "\udc80" <= char <= "\udcff" else char for char in name

@@ -22,6 +22,8 @@ FORM_DATA = "form-data"
 def check_subtype(subtype: Any) -> str:
     """``subtype`` checked to be an RFC 7230 token, lowercased (media types
     are case-insensitive; this is the spelling sent)."""
+    if subtype == FORM_DATA:  # the usual one, checked already
+        return FORM_DATA
     if not isinstance(subtype, str):
         raise TypeError(f"subtype must be a str such as 'related' or 'mixed', not {type(subtype).__name__}")
     if not subtype or not set(subtype) <= _TOKEN:

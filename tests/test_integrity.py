@@ -405,7 +405,14 @@ def test_a_boundary_of_70_characters_is_taken():
 
 def test_reset_right_after_a_cancelled_async_iteration(tmp_path):
     path = write(tmp_path / "big.bin", os.urandom(4 << 20))
-    datagen, headers = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY, blocksize=4096)
+    in_step, go_on = threading.Event(), threading.Event()
+
+    def cb(param, current, total):  # called by the step in its worker thread
+        if current > 0 and not go_on.is_set():
+            in_step.set()
+            go_on.wait(10)
+
+    datagen, headers = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY, blocksize=4096, cb=cb)
 
     async def cancel_midway():
         async def consume():
@@ -413,11 +420,12 @@ def test_reset_right_after_a_cancelled_async_iteration(tmp_path):
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.02)
+        await asyncio.get_running_loop().run_in_executor(None, in_step.wait, 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        datagen.reset()  # while the cancelled step may still run in its thread
+        threading.Timer(0.05, go_on.set).start()
+        datagen.reset()  # while the cancelled step still runs in its thread
 
     asyncio.run(cancel_midway())
     body = b"".join(datagen)

@@ -1,0 +1,227 @@
+"""Many small uploads over one kept-alive connection, per client.
+
+    python benchmarks/bench_small.py [--rounds 5] [--sizes 1,16,256]
+
+Each upload is a file of the given size (KiB) and two text fields, POSTed to
+a loopback sink (benchmarks/sink.py --keep-alive, its own process) over one
+persistent connection.  For each client (requests Session, urllib3
+PoolManager, httpx Client) three contenders send the same form:
+
+* ``poster``: a body made for each upload with ``multipart_encode`` (the
+  file by its path), sent as the client sends any iterable body;
+* ``prebuilt bytes``: the same client sending that form as ``bytes`` made
+  once, before the clock: the floor of what the client costs;
+* ``own encoder``: the client's own multipart encoder (requests ``files=``,
+  urllib3 ``fields=``, httpx ``files=``), the file opened and read for each
+  upload; and for requests, requests-toolbelt's ``MultipartEncoder``.
+
+Every contender runs in a process of its own, imports and connection set up
+(and a few uploads made) before the clock; contenders alternate round by
+round in a rotating order and a ratio (their time / poster's) is taken
+within each round; the table shows medians of those ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+FIELDS = [("title", "a small upload"), ("description", "one of many, over one connection")]
+WARMUP = 20
+#: Uploads a contender makes per round, by file size in KiB.
+COUNTS = {1: 1000, 16: 1000, 256: 300}
+
+#: (client, contender) -> the least acceptable median of (their time / poster's).
+TARGETS = {
+    ("requests", "prebuilt bytes"): 0.95, ("requests", "own encoder"): 0.95,
+    ("urllib3", "prebuilt bytes"): 0.95, ("urllib3", "own encoder"): 1.0,
+    ("httpx", "prebuilt bytes"): 0.95, ("httpx", "own encoder"): 1.0,
+}
+CONTENDERS = {
+    "requests": ["poster", "prebuilt bytes", "own encoder", "requests-toolbelt"],
+    "urllib3": ["poster", "prebuilt bytes", "own encoder"],
+    "httpx": ["poster", "prebuilt bytes", "own encoder"],
+}
+
+
+def start_sink() -> Tuple[subprocess.Popen, str]:
+    """The keep-alive sink in its own process, and its URL."""
+    sink = subprocess.Popen([sys.executable, os.path.join(HERE, "sink.py"), "--keep-alive"],
+                            stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    port = int(sink.stdout.readline().split()[0])
+    return sink, f"http://127.0.0.1:{port}/upload"
+
+
+def small_file(size_kib: int) -> str:
+    import cases
+
+    return str(cases.big_file(size_kib * 1024, name="small"))
+
+
+# -- one contender, in its own process --------------------------------------------
+
+
+def make_upload(client: str, kind: str, url: str, path: str):
+    """A zero-argument callable making one upload; it returns the bytes the sink got."""
+    from poster.encode import MultipartParam, multipart_encode
+
+    def poster_body():
+        return multipart_encode(FIELDS + [MultipartParam.from_file("file", path)])
+
+    prebuilt, prebuilt_headers = poster_body()
+    prebuilt = b"".join(prebuilt)
+    with open(path, "rb") as f:
+        content = f.read()
+    name = os.path.basename(path)
+
+    if client == "requests":
+        import requests
+
+        session = requests.Session()
+        if kind in ("poster", "poster base"):
+            def upload():
+                body, headers = poster_body()
+                return session.post(url, data=body, headers=headers)
+        elif kind == "prebuilt bytes":
+            def upload():
+                return session.post(url, data=prebuilt, headers=prebuilt_headers)
+        elif kind == "own encoder":
+            def upload():
+                with open(path, "rb") as f:
+                    return session.post(url, data=dict(FIELDS), files={"file": (name, f)})
+        elif kind == "requests-toolbelt":
+            from requests_toolbelt import MultipartEncoder
+
+            def upload():
+                with open(path, "rb") as f:
+                    encoder = MultipartEncoder(FIELDS + [("file", (name, f, "application/octet-stream"))])
+                    return session.post(url, data=encoder, headers={"Content-Type": encoder.content_type})
+        return lambda: int(upload().content)
+    if client == "urllib3":
+        import urllib3
+
+        pool = urllib3.PoolManager()
+        if kind in ("poster", "poster base"):
+            def upload():
+                body, headers = poster_body()
+                return pool.request("POST", url, body=body, headers=headers)
+        elif kind == "prebuilt bytes":
+            def upload():
+                return pool.request("POST", url, body=prebuilt, headers=prebuilt_headers)
+        elif kind == "own encoder":
+            def upload():
+                with open(path, "rb") as f:
+                    data = f.read()
+                return pool.request("POST", url, fields=FIELDS + [("file", (name, data))])
+        return lambda: int(upload().data)
+    if client == "httpx":
+        import httpx
+
+        http = httpx.Client()
+        if kind in ("poster", "poster base"):
+            def upload():
+                body, headers = poster_body()
+                return http.post(url, content=body, headers=headers)
+        elif kind == "prebuilt bytes":
+            def upload():
+                return http.post(url, content=prebuilt, headers=prebuilt_headers)
+        elif kind == "own encoder":
+            def upload():
+                with open(path, "rb") as f:
+                    return http.post(url, data=dict(FIELDS), files={"file": (name, f)})
+        return lambda: int(upload().content)
+    raise SystemExit(f"unknown client {client!r}")
+
+
+def child(client: str, kind: str, url: str, path: str, count: int) -> None:
+    upload = make_upload(client, kind, url, path)
+    size = os.path.getsize(path)
+    for _ in range(WARMUP):
+        received = upload()
+        if not size < received < size + 1024:
+            raise SystemExit(f"{client} {kind}: the sink got {received} bytes for a {size}-byte file")
+    start = time.perf_counter()
+    for _ in range(count):
+        upload()
+    print(time.perf_counter() - start)
+
+
+#: Another copy of poster to compare with ("poster base"), from --base.
+BASE = os.environ.get("POSTER_BENCH_BASE", "")
+
+
+def child_env(kind: str) -> Dict[str, str]:
+    """The environment of a contender: "poster base" imports poster from BASE."""
+    env = dict(os.environ)
+    if kind == "poster base":
+        env["PYTHONPATH"] = BASE
+    return env
+
+
+def run_child(client: str, kind: str, url: str, path: str, count: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", client, kind, url, path, str(count)],
+                         check=True, capture_output=True, text=True, env=child_env(kind)).stdout
+    return float(out)
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+def small_rows(rounds: int, sizes: Sequence[int] = (1, 16, 256)) -> List[tuple]:
+    """Rows for run_all.py's table: (case, contender, median ms, rate, ratio, target)."""
+    sink, url = start_sink()
+    try:
+        paths = {size: small_file(size) for size in sizes}
+        runs = [(size, client, kind) for size in sizes for client, kinds in CONTENDERS.items()
+                for kind in kinds + (["poster base"] if BASE else [])]
+        times: Dict[tuple, List[float]] = {run: [] for run in runs}
+        for number in range(rounds):
+            for size, client, kind in runs[number % len(runs):] + runs[: number % len(runs)]:
+                times[size, client, kind].append(run_child(client, kind, url, paths[size], COUNTS[size]))
+            print(f"  small uploads: round {number + 1}/{rounds}", file=sys.stderr)
+    finally:
+        sink.kill()
+        sink.wait()
+    rows = []
+    for size, client, kind in runs:
+        ours = times[size, client, "poster"]
+        theirs = times[size, client, kind]
+        ratio = statistics.median(t / o for t, o in zip(theirs, ours))
+        per_upload = statistics.median(theirs) / COUNTS[size] * 1e6
+        rows.append((f"small {size}K {client}", kind, statistics.median(theirs) * 1000,
+                     f"{per_upload:7.0f} us/up", ratio, TARGETS.get((client, kind))))
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        client, kind, url, path, count = sys.argv[2:7]
+        child(client, kind, url, path, int(count))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", default="1,16,256", help="file sizes in KiB, comma-separated")
+    parser.add_argument("--clients", default=",".join(CONTENDERS))
+    parser.add_argument("--base", help="a directory holding another poster package, to compare with")
+    args = parser.parse_args()
+    global BASE
+    if args.base:
+        BASE = os.environ["POSTER_BENCH_BASE"] = os.path.abspath(args.base)
+    for client in set(CONTENDERS) - set(args.clients.split(",")):
+        del CONTENDERS[client]
+    import run_all
+
+    run_all.print_rows(small_rows(args.rounds, [int(s) for s in args.sizes.split(",")]))
+
+
+if __name__ == "__main__":
+    main()

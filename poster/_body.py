@@ -144,7 +144,12 @@ def walk(
             # A part that fits in the block under way goes out in it whole:
             # a small body is one block (one send), not header, content and
             # close delimiter apart.  Its content is read as bytes then.
-            whole = inline and part_total is not None and pending_size + part_total <= blocksize
+            # Not with callbacks: one may reset the body, which must stop the
+            # walk at the next block, as it does for a part sent apart.
+            whole = (
+                inline and not counting and part_total is not None
+                and pending_size + part_total <= blocksize
+            )
             end = None
             try:
                 pending += (delimiter_line, param._headers)
@@ -281,9 +286,10 @@ class MultipartStream:
     and ``async for`` reads files in a worker thread (and async sources on
     the event loop; a body holding one can only be sent with ``async for``),
     a regular file in blocks of at least 512 KiB unless ``rate`` paces it;
-    a body held in memory is made on the event loop.
-    ``reset()`` (or ``seek(0)``) rewinds every part so the body can be sent again; ``tell()`` counts the bytes out so far, which is
-    how urllib3's and requests' retries and redirects rewind it.  Iterated
+    a body held in memory and without callbacks is made on the event loop,
+    a block at a time.  ``reset()`` (or ``seek(0)``) rewinds every part so
+    the body can be sent again; ``tell()`` counts the bytes out so far,
+    which is how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
     :class:`~poster.errors.BodyConsumedError`.
 
@@ -747,7 +753,8 @@ class _AsyncBlocks:
     :data:`ASYNC_FILE_BLOCKSIZE` bytes or the body's ``blocksize``, whichever
     is more (the body's own when it is paced by ``rate``); everything else
     in blocks of ``blocksize``.  A body that reads no source (its parts are
-    all in memory) is made on the event loop, with no thread at all.
+    all in memory) and has no callbacks is made on the event loop, with no
+    thread at all, yielding to the loop before each block.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -760,7 +767,11 @@ class _AsyncBlocks:
         self._pending: Optional["asyncio.Future[Optional[bytes]]"] = None
         self._paced: Optional[Tuple[bytes, float]] = None  # a block waiting for its time
         self._done = False
-        self._in_thread = any(_reads_source(part) for part in body._parts)
+        # A body that reads no source and calls no callback (which may block,
+        # or wait on this very loop) is made on the loop, between yields to it.
+        self._in_thread = bool(body.cb) or any(
+            _reads_source(part) or (isinstance(part, MultipartParam) and part.cb) for part in body._parts
+        )
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -794,6 +805,7 @@ class _AsyncBlocks:
         if self._in_thread:
             block = await self._step_in_thread()
         else:
+            await asyncio.sleep(0)  # let the loop run between blocks
             try:
                 block = self._next_block(None)
             except BaseException:

@@ -49,7 +49,7 @@ def test_a_paced_body_and_a_stream_keep_the_blocksize(tmp_path):
     assert max(len(block) for block in asyncio.run(blocks_of(body))) == 64 * 1024
 
 
-def test_a_body_in_memory_is_made_on_the_loop_and_files_in_a_thread(tmp_path):
+def test_a_body_in_memory_is_made_on_the_loop_and_files_and_callbacks_in_a_thread(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"data")
     threads = []
@@ -57,15 +57,19 @@ def test_a_body_in_memory_is_made_on_the_loop_and_files_in_a_thread(tmp_path):
     def cb(param, current, total):
         threads.append(threading.current_thread())
 
-    in_memory, _ = multipart_encode([("a", "b"), ("c", "d")], BOUNDARY, cb=cb)
+    in_memory, _ = multipart_encode([("a", "b"), ("c", "d")], BOUNDARY)
+    assert not aiter(in_memory)._in_thread  # nothing to read, nothing to call: on the loop
     blocks = asyncio.run(blocks_of(in_memory))
-    assert threads and set(threads) == {threading.main_thread()}
     in_memory.reset()
     assert blocks == list(in_memory)
+    # A callback may block, or wait on the loop: it is called from a worker thread.
+    with_cb, _ = multipart_encode([("a", "b"), ("c", "d")], BOUNDARY, cb=cb)
+    asyncio.run(blocks_of(with_cb))
+    assert threads and threading.main_thread() not in threads
     threads.clear()
     with_file, _ = multipart_encode([("a", "b"), MultipartParam.from_file("f", str(path))], BOUNDARY, cb=cb)
     asyncio.run(blocks_of(with_file))
-    assert threading.main_thread() not in threads
+    assert threads and threading.main_thread() not in threads
 
 
 def test_an_error_of_a_body_in_memory_ends_its_async_iteration():

@@ -81,6 +81,14 @@ def walk(
     """
     delimiter_line = delimiter + b"\r\n"
     write_text_pairs = _backend.impl.write_text_pairs
+
+    def notify(param: MultipartParam, part_count: int, part_size: Optional[int], body_count: int) -> None:
+        """The callbacks: ``param``'s part at ``part_count`` of ``part_size``, the body at ``body_count``."""
+        if part_callbacks and param.cb:
+            param.cb(param, part_count, part_size)
+        if cb:
+            cb(param, body_count, total)
+
     current = 0
     pending: List[bytes] = []
     pending_size = 0
@@ -107,10 +115,7 @@ def walk(
                 current += size
                 if digests is not None:
                     digests.finish_value(param, param._value)
-                if part_callbacks and param.cb:
-                    param.cb(param, size, size)
-                if cb:
-                    cb(param, current, total)
+                notify(param, size, size, current)
             if collision:
                 raise BoundaryCollisionError(
                     f"boundary found in the value of {parts[stop].label()}; use another boundary"
@@ -129,10 +134,7 @@ def walk(
             size = param.size(len(delimiter))
             pending_size += size
             current += size
-            if part_callbacks and param.cb:
-                param.cb(param, size, size)
-            if cb:
-                cb(param, current, total)
+            notify(param, size, size, current)
             index += 1
         else:
             index += 1
@@ -156,10 +158,7 @@ def walk(
                 part_current = len(delimiter_line) + len(param._headers)
                 current += part_current
                 if counting:
-                    if part_callbacks and param.cb:
-                        param.cb(param, part_current, part_total)
-                    if cb:
-                        cb(param, current, total)
+                    notify(param, part_current, part_total, current)
                 items: Iterator[Any]
                 if whole:
                     items = file_content(param, reading, delimiter, blocksize, hashers)
@@ -178,18 +177,12 @@ def walk(
                     part_current += param._filesize
                     current += param._filesize
                 else:
-                    for item in items:
+                    for item in items:  # never a part sent whole: see above
                         count = item if type(item) is int else len(item)
                         part_current += count
                         current += count
-                        if part_callbacks and param.cb:
-                            param.cb(param, part_current, part_total)
-                        if cb:
-                            cb(param, current, total)
-                        if whole:
-                            pending.append(item)
-                        else:
-                            yield item
+                        notify(param, part_current, part_total, current)
+                        yield item
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)

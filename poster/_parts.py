@@ -159,17 +159,6 @@ def _content_kind(fileobj: Any) -> str:
     )
 
 
-def _check_chunks(chunks: Any, label: str) -> None:
-    """Refuse now a list or tuple holding something that is not a bytes-like chunk."""
-    if isinstance(chunks, (list, tuple)):
-        for chunk in chunks:
-            if isinstance(chunk, str) or not _is_bytes_like(chunk):
-                raise TypeError(
-                    f"{label}: its fileobj holds a {type(chunk).__name__} chunk; "
-                    "chunks must be bytes-like (bytes, bytearray, memoryview): encode text first"
-                )
-
-
 def _is_bytes_like(value: Any) -> bool:
     try:
         memoryview(value).release()
@@ -178,14 +167,21 @@ def _is_bytes_like(value: Any) -> bool:
     return True
 
 
-def _chunks_size(chunks: Any) -> Optional[int]:
-    """The byte count of a list or tuple of chunks; None for other iterables."""
+def _chunks_size(chunks: Any, label: str) -> Optional[int]:
+    """The byte count of a list or tuple of chunks, each refused now if it is
+    not bytes-like; None for other iterables (read only when sent)."""
     if not isinstance(chunks, (list, tuple)):
         return None
     total = 0
     for chunk in chunks:
-        with memoryview(chunk) as view:
-            total += view.nbytes
+        try:
+            with memoryview(chunk) as view:
+                total += view.nbytes
+        except TypeError:
+            raise TypeError(
+                f"{label}: its fileobj holds a {type(chunk).__name__} chunk; "
+                "chunks must be bytes-like (bytes, bytearray, memoryview): encode text first"
+            ) from None
     return total
 
 
@@ -482,9 +478,9 @@ class MultipartParam:
                     self._filesize = _remaining_size(fileobj, start)
                 self._source = source_for(fileobj, start)
             elif kind == "chunks":
-                _check_chunks(fileobj, self.label())
+                size = _chunks_size(fileobj, self.label())
                 if filesize is None:
-                    self._filesize = _chunks_size(fileobj)
+                    self._filesize = size
                 self._check_growth = True
                 self._source = IterableSource(fileobj)
             else:

@@ -1008,10 +1008,18 @@ def _explain(exc: BaseException, url: str, timeout: float, body_size: int = 0) -
     return CommandError(f"{url}: {reason}", EXIT_CONNECTION)
 
 
-def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str, where: str = "stdout") -> int:
+#: How much of an answer ``--verify`` keeps to read the digests from.
+KEEP_LIMIT = 16 << 20
+
+
+def _copy_body(
+    reply: Reply, out: Optional[BinaryIO], url: str, where: str = "stdout",
+    keep: Optional[bytearray] = None,
+) -> int:
     """Copy the answer's body to ``out`` (``None``: read and drop it); returns
     its size.  A connection lost meanwhile is a CommandError, and so is a
-    write to ``out`` (named ``where``) that fails (exit 23)."""
+    write to ``out`` (named ``where``) that fails (exit 23).  ``keep`` gets
+    the body too, until it holds more than :data:`KEEP_LIMIT` bytes."""
     size = 0
     with reply.body:
         while True:
@@ -1023,6 +1031,8 @@ def _copy_body(reply: Reply, out: Optional[BinaryIO], url: str, where: str = "st
             if not block:
                 break
             size += len(block)
+            if keep is not None and len(keep) <= KEEP_LIMIT:
+                keep += block
             if out is not None:
                 _write_all(out, block, where)
     if out is not None:
@@ -1071,6 +1081,10 @@ class Console:
     def note(self, message: str) -> None:
         if not self.silent:
             self._write(f"poster: {message}\n")
+
+    def report(self, message: str) -> None:
+        """What an option asked for (``--digest``, ``--verify``): shown even with ``-s``."""
+        self._write(f"poster: {message}\n")
 
     def info(self, message: str) -> None:
         if self.verbose:
@@ -1416,8 +1430,8 @@ def _send_form(
         transfer.finished = time.monotonic()
         raise CommandError(said, EXIT_FAIL)
     if args.digest is not None:
-        _print_digests(params, datagen.digests, args.digest)
-    answer = _Kept() if args.verify else None
+        _print_digests(params, datagen.digests, args.digest, console)
+    answer = bytearray() if args.verify else None
     with contextlib.ExitStack() as outputs:
         out: BinaryIO = sys.stdout.buffer
         where = "stdout"
@@ -1431,9 +1445,7 @@ def _send_form(
                 raise CommandError(
                     f"-o {args.output!r}: cannot write it ({exc.strerror or exc})", EXIT_WRITE
                 ) from None
-        transfer.size_download = _copy_body(
-            reply, out if answer is None else answer.tee(out), target.url, where
-        )
+        transfer.size_download = _copy_body(reply, out, target.url, where, keep=answer)
     transfer.finished = time.monotonic()
     if error is not None:
         raise error
@@ -1444,57 +1456,22 @@ def _send_form(
                 f"bytes of it sent, {len(datagen.digests)} of {len(params)} parts); it cannot have "
                 "got them all", EXIT_VERIFY,
             )
-        _verify(datagen.digests, answer.data())
+        _verify(datagen.digests, bytes(answer) if len(answer) <= KEEP_LIMIT else None, console)
     if failed:
         raise CommandError(said, EXIT_FAIL if args.fail or args.fail_with_body else EXIT_HTTP_ERROR)
     return EXIT_OK
 
 
 def _print_digests(params: Sequence[MultipartParam], digests: Sequence[Tuple[Optional[str], str]],
-                   algorithm: str) -> None:
+                   algorithm: str, console: "Console") -> None:
     """``--digest``: one stderr line per file part, its digest as sent."""
     for param, (name, hexdigest) in zip(params, digests):
         if param.filename is not None or param.value is None:
             label = f"{name}" + (f" ({param.filename})" if param.filename else "")
-            sys.stderr.write(f"poster: {algorithm} {hexdigest}  {_safe(label)}\n")
-    sys.stderr.flush()
+            console.report(f"{algorithm} {hexdigest}  {label}")
 
 
-def _safe(text: str) -> str:
-    """``text`` with control characters written as escapes, for a terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-class _Kept:
-    """The answer's body, kept (up to a limit) as it is copied out, for ``--verify``."""
-
-    LIMIT = 16 << 20
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._over = False
-
-    def tee(self, out: BinaryIO) -> Any:
-        kept = self
-
-        class Tee:
-            def write(self, block: bytes) -> int:
-                if len(kept._data) + len(block) <= kept.LIMIT:
-                    kept._data += block
-                else:
-                    kept._over = True
-                return out.write(block)
-
-            def flush(self) -> None:
-                out.flush()
-
-        return Tee()
-
-    def data(self) -> Optional[bytes]:
-        return None if self._over else bytes(self._data)
-
-
-def _verify(digests: Sequence[Tuple[Optional[str], str]], answer: Optional[bytes]) -> None:
+def _verify(digests: Sequence[Tuple[Optional[str], str]], answer: Optional[bytes], console: "Console") -> None:
     """``--verify``: the sha256 of every part as sent against what the receiver reports."""
     try:
         fields = json.loads(answer or b"")["fields"]
@@ -1506,13 +1483,13 @@ def _verify(digests: Sequence[Tuple[Optional[str], str]], answer: Optional[bytes
         ) from None
     for index, (sent, got) in enumerate(itertools.zip_longest(digests, received)):
         if sent != got:
-            said = "nothing" if got is None else f"{_safe(str(got[0]))!r} with sha256 {got[1]}"
-            sent_said = "nothing" if sent is None else f"{_safe(str(sent[0]))!r} with sha256 {sent[1]}"
+            said = "nothing" if got is None else f"{str(got[0])!r} with sha256 {got[1]}"
+            sent_said = "nothing" if sent is None else f"{str(sent[0])!r} with sha256 {sent[1]}"
             raise CommandError(
                 f"--verify: part {index + 1} was sent as {sent_said}, the server reports {said}",
                 EXIT_VERIFY,
             )
-    sys.stderr.write(f"poster: verified: the server got every one of the {len(digests)} parts as sent\n")
+    console.report(f"verified: the server got every one of the {len(digests)} parts as sent")
 
 
 def serve(args: argparse.Namespace) -> int:

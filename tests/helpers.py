@@ -6,7 +6,7 @@ import base64
 import io
 import json
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Iterator, List
 
 from poster.encode import MultipartParam
 
@@ -41,6 +41,12 @@ class ReadOnlyStream:
 
     def read(self, size: int = -1) -> bytes:
         return self._data.read(size)
+
+
+def chunks_of(data: bytes, size: int) -> Iterator[bytes]:
+    """``data`` as a generator of chunks of ``size`` bytes: a stream of unknown length."""
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
 
 
 def parse_with_python_multipart(body: bytes, content_type: str) -> List[dict]:

@@ -28,16 +28,12 @@ from poster.encode import (
     multipart_encode,
 )
 
+from helpers import chunks_of
 from servers import serve
 
 TIMEOUT = 30
 PAYLOAD = os.urandom(200_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-def chunks_of(data: bytes, size: int):
-    for start in range(0, len(data), size):
-        yield data[start:start + size]
 
 
 @pytest.fixture(scope="module")

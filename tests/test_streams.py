@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 from hypothesis import given, strategies as st
@@ -35,17 +35,12 @@ from poster.encode import (
     multipart_encode,
 )
 
-from helpers import ReadOnlyStream, parse_with_python_multipart
+from helpers import ReadOnlyStream, chunks_of, parse_with_python_multipart
 from servers import serve
 
 TIMEOUT = 30
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-def chunks_of(data: bytes, size: int) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start:start + size]
 
 
 class Pipe:

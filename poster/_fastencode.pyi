@@ -44,6 +44,9 @@ class BlockReader:
     def pread_scanned(
         self, fd: int, offset: int, size: int, scanner: BoundaryScanner
     ) -> Tuple[bytes, int]: ...
+    def pread_last(
+        self, fd: int, offset: int, size: int, scanner: BoundaryScanner
+    ) -> Tuple[bytes, int, bool]: ...
 
 class FileContent:
     position: int

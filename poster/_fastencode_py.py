@@ -683,6 +683,38 @@ class BlockReader:
         block = b"".join(pieces)
         return block, scanner.feed(block)
 
+    def pread_last(self, fd: int, offset: int, size: int, scanner: BoundaryScanner) -> Tuple[bytes, int, bool]:
+        """:meth:`pread_scanned` of the last ``size`` bytes of a content, and
+        whether the file goes on after them.
+
+        Returns ``(block, scanner.feed(block), more)``.  The reads ask for one
+        byte more than they need, so telling that the file grew costs no
+        read of its own.
+        """
+        fd = _checked_descriptor(fd)
+        offset = _checked_position(offset, "offset")
+        size = _checked_size(size)
+        if type(scanner) is not BoundaryScanner:
+            raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
+        if size == 0:
+            return b"", scanner.feed(b""), len(os.pread(fd, 1, offset)) > 0
+        pieces = []
+        got = 0
+        more = False
+        while got < size:
+            # A read that fills the bytes asked but not the one more ended at
+            # end of file: a regular file reads all it has.
+            chunk = os.pread(fd, size - got + 1, offset + got)
+            if not chunk:
+                break
+            if len(chunk) > size - got:
+                more = True
+                chunk = chunk[: size - got]
+            pieces.append(chunk)
+            got += len(chunk)
+        block = b"".join(pieces)
+        return block, scanner.feed(block), more
+
 
 class FileContent:
     """The content of one file part, as checked blocks: an iterator.
@@ -739,6 +771,8 @@ class FileContent:
         self.collision = -1
         self._pending: Any = None
         self._done = False
+        # Whether the last read found more bytes after the content (None: not asked).
+        self._more: Optional[bool] = None
 
     def __iter__(self) -> "FileContent":
         return self
@@ -749,7 +783,11 @@ class FileContent:
         while self.position < self._end:
             n = min(self._blocksize, self._end - self.position)
             if self._read is None:
-                block, found = self._reader.pread_scanned(self._fd, self.position, n, self._scanner)
+                if self._check_growth and not self._open_ended and self.position + n == self._end:
+                    # The last block: its read tells whether the file grew.
+                    block, found, self._more = self._reader.pread_last(self._fd, self.position, n, self._scanner)
+                else:
+                    block, found = self._reader.pread_scanned(self._fd, self.position, n, self._scanner)
             else:
                 block = self._read(n)
                 found = self._scanner.feed(block)
@@ -785,6 +823,8 @@ class FileContent:
         return pending
 
     def _grew(self) -> bool:
+        if self._more is not None:
+            return self._more
         if self._read is None:
             return len(os.pread(self._fd, 1, self.position)) > 0
         return len(self._read(1)) > 0

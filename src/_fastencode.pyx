@@ -895,6 +895,38 @@ cdef extern from *:
     Py_ssize_t poster_pread(int fd, char *buf, Py_ssize_t n, long long offset) nogil
 
 
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    static Py_ssize_t poster_pread_probe(int fd, char *buf, Py_ssize_t n, long long offset, int *more) {
+        (void)fd; (void)buf; (void)n; (void)offset; (void)more;
+        errno = ENOSYS;
+        return -1;
+    }
+    #else
+    #include <sys/uio.h>
+    /* pread() of n bytes that also asks for one byte more, into a spare:
+       one system call tells whether the file goes on after them (*more). */
+    static Py_ssize_t poster_pread_probe(int fd, char *buf, Py_ssize_t n, long long offset, int *more) {
+        char spare;
+        struct iovec iov[2];
+        ssize_t count;
+        iov[0].iov_base = buf;
+        iov[0].iov_len = (size_t)n;
+        iov[1].iov_base = &spare;
+        iov[1].iov_len = 1;
+        count = preadv(fd, iov, 2, (off_t)offset);
+        if (count > n) {
+            *more = 1;
+            return n;
+        }
+        return (Py_ssize_t)count;
+    }
+    #endif
+    """
+    Py_ssize_t poster_pread_probe(int fd, char *buf, Py_ssize_t n, long long offset, int *more) nogil
+
+
 cdef Py_ssize_t checked_size(object size) except -1:
     if not isinstance(size, int):
         raise TypeError(f"size must be an int, not {type(size).__name__}")
@@ -1133,15 +1165,37 @@ cdef class BlockReader:
         block = self.read_at(descriptor, start, n, <BoundaryScanner>scanner, &found)
         return block, found
 
+    def pread_last(self, fd, offset, size, scanner):
+        """:meth:`pread_scanned` of the last ``size`` bytes of a content, and
+        whether the file goes on after them.
+
+        Returns ``(block, scanner.feed(block), more)``.  The reads ask for one
+        byte more than they need (``preadv`` into a spare byte), so telling
+        that the file grew costs no read of its own.
+        """
+        cdef int descriptor = checked_descriptor(fd)
+        cdef long long start = checked_position(offset, "offset")
+        cdef Py_ssize_t n = checked_size(size)
+        cdef long long found = -1
+        cdef int more = 0
+        if type(scanner) is not BoundaryScanner:
+            raise TypeError(f"scanner must be a BoundaryScanner, not {type(scanner).__name__}")
+        block = self.read_at(descriptor, start, n, <BoundaryScanner>scanner, &found, &more)
+        return block, found, bool(more)
+
     cdef object read_at(self, int fd, long long offset, Py_ssize_t n, BoundaryScanner scanner,
-                        long long *found):
-        """pread_scanned() of checked arguments; the scan's answer goes to ``found``."""
+                        long long *found, int *more=NULL):
+        """pread_scanned() of checked arguments; the scan's answer goes to
+        ``found``.  With ``more``, the reads also tell whether the file goes
+        on after the ``n`` bytes (pread_last())."""
         cdef Py_ssize_t got = 0, count = 0
         cdef int error = 0
         cdef bint scan, recycled
         cdef PyObject *raw
         cdef char *data
         if n == 0:
+            if more != NULL:
+                more[0] = len(os.pread(fd, 1, offset)) > 0
             found[0] = scanner.feed(b"")
             return b""
         # A scanner that found a collision already (or was never set up)
@@ -1159,7 +1213,13 @@ cdef class BlockReader:
             while True:
                 with nogil:
                     while got < n:
-                        count = poster_pread(fd, data + got, n - got, offset + got)
+                        # A read that fills the n bytes but not the spare
+                        # ended at end of file: a regular file reads all it
+                        # has.
+                        if more != NULL:
+                            count = poster_pread_probe(fd, data + got, n - got, offset + got, more)
+                        else:
+                            count = poster_pread(fd, data + got, n - got, offset + got)
                         if count <= 0:
                             break
                         got += count
@@ -1234,6 +1294,7 @@ cdef class FileContent:
     cdef bint _check_growth
     cdef bint _open_ended
     cdef bint _done
+    cdef int _more                   # the last read found more bytes: 1, none: 0, not asked: -1
     cdef object _pending
     cdef str _label
     cdef readonly long long position
@@ -1271,6 +1332,7 @@ cdef class FileContent:
         self.collision = -1
         self._pending = None
         self._done = False
+        self._more = -1
 
     def __iter__(self):
         return self
@@ -1283,7 +1345,13 @@ cdef class FileContent:
         while self.position < self._end:
             n = self._blocksize if self._end - self.position > self._blocksize else self._end - self.position
             if self._read is None:
-                block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found)
+                if self._check_growth and not self._open_ended and self.position + n == self._end:
+                    # The last block: its read tells whether the file grew.
+                    self._more = 0
+                    block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found,
+                                                 &self._more)
+                else:
+                    block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found)
             else:
                 block = self._read(n)
                 found = self._scanner.feed(block)
@@ -1322,6 +1390,8 @@ cdef class FileContent:
         return pending
 
     cdef bint grew(self) except -1:
+        if self._more >= 0:
+            return self._more
         if self._read is None:
             return len(os.pread(self._fd, 1, self.position)) > 0
         return len(self._read(1)) > 0

@@ -442,6 +442,39 @@ def test_pread_scanned_agrees(tmp_path_factory, data, reads, delimiter):
             assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # the position never moved
 
 
+@given(
+    data=st.lists(st.sampled_from([b"a", b"\n", b"-", b"--b", b"x" * 50]), max_size=400).map(b"".join),
+    offset=st.integers(0, 3000),
+    size=st.integers(0, 3000),
+    delimiter=st.sampled_from([b"--b", b"-", b"--boundary"]),
+)
+def test_pread_last_agrees(tmp_path_factory, data, offset, size, delimiter):
+    # The block and scan of pread_scanned, and whether any byte follows it,
+    # which the reads find out themselves.
+    path = tmp_path_factory.mktemp("f") / "content"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        block = data[offset:offset + size]
+        expected = ("ok", (block, reference.BoundaryScanner(delimiter).feed(block), len(data) > offset + size))
+        for twin in TWINS + [reference]:
+            scanner = twin.BoundaryScanner(delimiter)
+            assert outcome(twin.BlockReader().pread_last, fd, offset, size, scanner) == expected, twin.__name__
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+
+
+def test_pread_last_of_a_long_block_finds_the_byte_after_it(tmp_path):
+    data = os.urandom(200_001).replace(b"\n--b", b"xxxx")
+    path = tmp_path / "content"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        for twin in TWINS + [reference]:
+            reader = twin.BlockReader()
+            for size, more in ((200_000, True), (200_001, False), (0, True)):
+                assert reader.pread_last(f.fileno(), 0, size, twin.BoundaryScanner(b"--b")) == (
+                    data[:size], -1, more)
+
+
 def test_pread_scanned_recycles_and_scans_long_blocks(tmp_path):
     # Blocks long enough to be scanned without the GIL, a collision in the
     # third, and a short last one.
@@ -478,11 +511,12 @@ def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
 
     with open(path, "rb") as f:
         fd, offset, size = (f.fileno() if a == "fd" else a for a in args)
-        results = {
-            twin.__name__: outcome(twin.BlockReader().pread_scanned, fd, offset, size, make_scanner(twin))
-            for twin in TWINS + [reference]
-        }
-    assert len(set(results.values())) == 1, results
+        for method in ("pread_scanned", "pread_last"):
+            results = {
+                twin.__name__: outcome(getattr(twin.BlockReader(), method), fd, offset, size, make_scanner(twin))
+                for twin in TWINS + [reference]
+            }
+            assert len(set(results.values())) == 1, (method, results)
 
 
 def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth):

@@ -280,7 +280,8 @@ class MultipartStream:
     the event loop; a body holding one can only be sent with ``async for``),
     a regular file in blocks of at least 512 KiB unless ``rate`` paces it;
     a body held in memory and without callbacks is made on the event loop,
-    a block at a time.  ``reset()`` (or ``seek(0)``) rewinds every part so
+    a block at a time, and files are read one block ahead of the client.
+    ``reset()`` (or ``seek(0)``) rewinds every part so
     the body can be sent again; ``tell()`` counts the bytes out so far,
     which is how urllib3's and requests' retries and redirects rewind it.  Iterated
     again after it ended, without a reset, it raises
@@ -749,6 +750,11 @@ class _AsyncBlocks:
     all in memory) and has no callbacks is made on the event loop, with no
     thread at all, yielding to the loop before each block.
 
+    A body read in a thread without callbacks, pacing or async sources reads
+    one block ahead: once a block is handed out, the next is read while the
+    client sends this one (a client that waits for each write to drain, as
+    httpx does, would otherwise leave the file and the socket idle in turn).
+
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
     ``__anext__``, so nothing is lost; a ``reset()`` meanwhile waits for it.
@@ -762,9 +768,14 @@ class _AsyncBlocks:
         self._done = False
         # A body that reads no source and calls no callback (which may block,
         # or wait on this very loop) is made on the loop, between yields to it.
-        self._in_thread = bool(body.cb) or any(
-            _reads_source(part) or (isinstance(part, MultipartParam) and part.cb) for part in body._parts
+        callbacks = bool(body.cb) or any(isinstance(part, MultipartParam) and part.cb for part in body._parts)
+        self._in_thread = callbacks or any(_reads_source(part) for part in body._parts)
+        # Reading ahead would call callbacks (and pace) a block early, and
+        # an async source's reads wait on the loop: those go step by step.
+        self._read_ahead = (
+            self._in_thread and not callbacks and body.rate is None and not body._needs_async
         )
+        self._handed_out = 0  # bytes of the body handed out
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -797,6 +808,11 @@ class _AsyncBlocks:
                 self._blocks = body._running(file_blocksize)
         if self._in_thread:
             block = await self._step_in_thread()
+            if block is not None and body._blocks is not self._blocks:
+                # Made (read ahead, or kept from a cancelled step) before a
+                # reset: it belongs to a walk that is over.
+                self._done = True
+                raise body._consumed_error()
         else:
             await asyncio.sleep(0)  # let the loop run between blocks
             try:
@@ -807,7 +823,8 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
-        if body.total is not None and body._sent >= body.total:
+        self._handed_out += len(block)
+        if body.total is not None and self._handed_out >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would
             # then go on from the end and send nothing.
@@ -819,24 +836,32 @@ class _AsyncBlocks:
                     body._ended = True
             if blocks is not None:
                 blocks.close()
+        elif self._read_ahead:
+            self._start_step()
         return block
+
+    def _start_step(self) -> None:
+        """Start making the next block in a worker thread (``_pending``)."""
+        loop = asyncio.get_running_loop()
+        if self._body._needs_async:
+            # Its steps wait on this loop for the source's reads: they run
+            # on threads of their own, never starving the loop's default
+            # executor, which the sources themselves may need (aiofiles).
+            step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
+        else:
+            # What asyncio.to_thread does, without a task of its own.
+            step = loop.run_in_executor(None, contextvars.copy_context().run, self._next_block, loop)
+        # A step whose caller gave up (cancelled, then the body reset, or a
+        # block read ahead that nobody asks for) may end in an error nobody
+        # awaits: not one to log.
+        step.add_done_callback(_retrieve)
+        self._pending = step
 
     async def _step_in_thread(self) -> Optional[bytes]:
         if self._pending is None:
-            loop = asyncio.get_running_loop()
-            if self._body._needs_async:
-                # Its steps wait on this loop for the source's reads: they run
-                # on threads of their own, never starving the loop's default
-                # executor, which the sources themselves may need (aiofiles).
-                step = loop.run_in_executor(_async_source_steps(), self._next_block, loop)
-            else:
-                # What asyncio.to_thread does, without a task of its own.
-                step = loop.run_in_executor(None, contextvars.copy_context().run, self._next_block, loop)
-            # A step whose caller gave up (cancelled, then the body reset)
-            # may end in an error nobody awaits: not one to log.
-            step.add_done_callback(_retrieve)
-            self._pending = step
+            self._start_step()
         pending = self._pending
+        assert pending is not None
         try:
             block = await asyncio.shield(pending)
         except asyncio.CancelledError:

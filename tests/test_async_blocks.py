@@ -83,3 +83,118 @@ def test_an_error_of_a_body_in_memory_ends_its_async_iteration():
             await anext(iterator)
 
     asyncio.run(twice())
+
+
+# -- reading one block ahead ------------------------------------------------------
+
+
+async def wait_for(condition, seconds=5.0):
+    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+def three_blocks_file(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * (3 * ASYNC_FILE_BLOCKSIZE // 256))
+    return str(path)
+
+
+def test_the_next_block_is_read_while_the_client_sends_this_one(tmp_path):
+    body, _ = multipart_encode([MultipartParam.from_file("f", three_blocks_file(tmp_path))], BOUNDARY)
+
+    async def main():
+        handed = 0
+        ahead = []
+        async for block in body:
+            handed += len(block)
+            if handed < len(body):
+                ahead.append(await wait_for(lambda: body.tell() > handed))
+        return handed, ahead
+
+    handed, ahead = asyncio.run(main())
+    assert handed == len(body) and ahead and all(ahead)
+
+
+def test_no_block_is_read_ahead_for_callbacks_or_pacing(tmp_path):
+    path = three_blocks_file(tmp_path)
+    seen = []
+    with_cb, _ = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY,
+                                  cb=lambda param, current, total: seen.append(current))
+    paced, _ = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY, rate=1e12)
+
+    async def main(body):
+        handed = 0
+        async for block in body:
+            handed += len(block)
+            await asyncio.sleep(0.05)
+            assert body.tell() == handed  # nothing made before it is asked for
+        return handed
+
+    assert asyncio.run(main(with_cb)) == len(with_cb) == seen[-1]
+    assert asyncio.run(main(paced)) == len(paced)
+
+
+def test_a_block_read_ahead_before_a_reset_is_never_handed_out(tmp_path):
+    from poster.errors import BodyConsumedError
+
+    body, _ = multipart_encode([MultipartParam.from_file("f", three_blocks_file(tmp_path))], BOUNDARY)
+    expected = b"".join(body)
+    body.reset()
+
+    async def main():
+        blocks = body.__aiter__()
+        first = [await blocks.__anext__(), await blocks.__anext__()]
+        assert await wait_for(lambda: body.tell() > sum(map(len, first)))
+        body.reset()
+        with pytest.raises(BodyConsumedError):
+            await blocks.__anext__()
+        return await blocks_of(body)
+
+    assert b"".join(asyncio.run(main())) == expected
+
+
+def test_a_client_that_stops_early_then_resets_gets_the_whole_body(tmp_path):
+    import os
+
+    body, _ = multipart_encode([MultipartParam.from_file("f", three_blocks_file(tmp_path))], BOUNDARY)
+    expected = b"".join(body)
+    body.reset()
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+    async def main():
+        async for block in body:
+            if len(block) == ASYNC_FILE_BLOCKSIZE:
+                break  # a block is being read ahead now
+        body.reset()  # waits for it
+        return await blocks_of(body)
+
+    assert b"".join(asyncio.run(main())) == expected
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+def test_a_collision_read_ahead_is_raised_in_its_turn(tmp_path):
+    content = bytearray(bytes(range(1, 256)) * (3 * ASYNC_FILE_BLOCKSIZE // 255))
+    at = 2 * ASYNC_FILE_BLOCKSIZE + 10
+    content[at:at + 19] = b"\r\n--" + BOUNDARY.encode() + b"\r"
+    path = tmp_path / "collides.bin"
+    path.write_bytes(bytes(content))
+    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+
+    async def main():
+        got = []
+        with pytest.raises(BoundaryCollisionError):
+            async for block in body:
+                got.append(block)
+        return got
+
+    got = asyncio.run(main())
+    # The header and the first content block; the second holds the start of
+    # the delimiter line and is held back with the third.
+    assert [len(block) for block in got][1:] == [ASYNC_FILE_BLOCKSIZE]
+    assert b"--" + BOUNDARY.encode() + b"\r" not in b"".join(got)[200:]

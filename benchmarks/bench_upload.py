@@ -18,7 +18,11 @@ or of the child for curl) are measured per upload.
   ``MultipartEncoder``.
 * ``httpx``: ``httpx.Client().post(files=...)``.
 
-Over TLS (a certificate made with trustme) the same, without the bare limit.
+Over TLS (a certificate made with trustme) the same, and for the limit
+``bare TLS sendall``: the request head, then the file read into one buffer
+made before the clock and put on the TLS socket with ``sendall``, 256 KiB at
+a time (no boundary scan, no framing): what any Python client over
+``ssl`` costs at least.
 Last, peak RSS growth of a fresh process uploading ``--rss-mib`` with poster.
 """
 
@@ -76,6 +80,34 @@ def bare_sendfile(url: str, path: str, context: Optional[ssl.SSLContext]) -> int
             if not block:
                 break
             answer += block
+    return int(answer.rpartition(b"\r\n\r\n")[2])
+
+
+TLS_BUFFER = bytearray(256 * 1024)
+
+
+def bare_tls_sendall(url: str, path: str, context: ssl.SSLContext) -> int:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    size = os.path.getsize(path)
+    view = memoryview(TLS_BUFFER)
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(
+                b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size
+            )
+            with open(path, "rb", buffering=0) as fileobj:
+                while True:
+                    count = fileobj.readinto(view)
+                    if not count:
+                        break
+                    sock.sendall(view[:count])
+            answer = b""
+            while True:
+                block = sock.recv(65536)
+                if not block:
+                    break
+                answer += block
     return int(answer.rpartition(b"\r\n\r\n")[2])
 
 
@@ -212,6 +244,7 @@ def main() -> None:
         results = {"http": run_rounds_checked(clients, args.rounds, body_size)}
         if not args.no_tls:
             tls_clients: Dict[str, Tuple[Callable[[], int], bool]] = {
+                "bare TLS sendall": (lambda: bare_tls_sendall(https_url, PATH, client_context), False),
                 "poster": (lambda: poster_urllib(https_url, PATH, client_context), False),
                 "requests + toolbelt": (lambda: requests_toolbelt(https_url, PATH, None, cafile), False),
                 "httpx": (lambda: httpx_client(https_url, PATH, client_context), False),
@@ -290,6 +323,8 @@ def report(results: Dict[str, Dict[str, Dict[str, float]]], rss: Optional[float]
         rows += [
             ("https: requests+toolbelt wall / poster wall", tls["requests + toolbelt"]["wall"] / tls["poster"]["wall"], ">= 2"),
             ("https: httpx wall / poster wall", tls["httpx"]["wall"] / tls["poster"]["wall"], ">= 1.3"),
+            ("https: poster wall / bare TLS sendall wall", tls["poster"]["wall"] / tls["bare TLS sendall"]["wall"], "(limit)"),
+            ("https: httpx wall / bare TLS sendall wall", tls["httpx"]["wall"] / tls["bare TLS sendall"]["wall"], "(limit)"),
         ]
         if have_curl:
             rows.append(("https: poster wall / curl -F wall", tls["poster"]["wall"] / tls["curl -F"]["wall"], "(info)"))

@@ -108,6 +108,11 @@ def readable_regular_descriptor(fileobj: Any) -> Optional[int]:
     return fd
 
 
+#: How a file given by its path is opened: never waiting (a FIFO put at
+#: its path), never passed on to a child process.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 class PathSource:
     """A file given by its path: opened by each reading, checked, closed after."""
 
@@ -118,9 +123,8 @@ class PathSource:
         self.identity = _identity(st)
 
     def open(self, label: str) -> Reading:
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags)
+            fd = os.open(self.path, _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError) as exc:
             # Gone from its path.  Other errors (no descriptor left, a mode
             # changed) are the system's, and propagate as they are.

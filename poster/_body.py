@@ -21,7 +21,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import Reading, running_loop
+from poster._sources import DescriptorSource, PathSource, Reading, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
@@ -750,10 +750,12 @@ class _AsyncBlocks:
     all in memory) and has no callbacks is made on the event loop, with no
     thread at all, yielding to the loop before each block.
 
-    A body read in a thread without callbacks, pacing or async sources reads
-    one block ahead: once a block is handed out, the next is read while the
-    client sends this one (a client that waits for each write to drain, as
-    httpx does, would otherwise leave the file and the socket idle in turn).
+    A body read in a thread without callbacks or pacing, whose sources are
+    all regular files read by offset (no stream, pipe, iterable or async
+    source), reads one block ahead: once a block is handed out, the next is
+    read while the client sends this one (a client that waits for each write
+    to drain, as httpx does, would otherwise leave the file and the socket
+    idle in turn).
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -772,8 +774,12 @@ class _AsyncBlocks:
         self._in_thread = callbacks or any(_reads_source(part) for part in body._parts)
         # Reading ahead would call callbacks (and pace) a block early, and
         # an async source's reads wait on the loop: those go step by step.
+        # So do streams, pipes and iterables: a read ahead of them may block
+        # until their producer writes again, holding the body's lock (a
+        # reset, on the loop, would wait for it) after the client stopped.
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
+            and all(_read_by_offset(part) for part in body._parts if _reads_source(part))
         )
         self._handed_out = 0  # bytes of the body handed out
 
@@ -890,6 +896,12 @@ class _AsyncBlocks:
             finally:
                 if loop is not None:
                     running_loop(None)
+
+
+def _read_by_offset(part: MultipartParam) -> bool:
+    """Whether a part that reads a source reads a regular file by offset
+    (a read that never waits for a producer)."""
+    return isinstance(part._source, (PathSource, DescriptorSource))
 
 
 def _reads_source(part: Any) -> bool:

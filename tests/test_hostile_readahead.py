@@ -1,0 +1,61 @@
+"""Hostile use of async iteration's read-ahead (eb58f2c): once a block is
+handed out, the next is read in a worker thread.  Each test once showed a
+hole.
+"""
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+from poster.encode import MultipartParam, multipart_encode
+from poster.errors import NotReplayableError
+
+BOUNDARY = "0123456789abcdef"
+
+
+def test_a_pipe_read_ahead_does_not_freeze_the_loop_after_the_client_stops():
+    # A part read from a pipe (a subprocess's stdout, a socket's makefile):
+    # its producer has written 20 000 bytes and keeps the pipe open.  The
+    # client sends a block or two, then stops (the server answered early).
+    # With read-ahead a worker thread was left blocked in the pipe's read,
+    # holding the body's lock: reset() (what a retry does first; here it
+    # refuses, the pipe cannot rewind) froze the event loop until the
+    # producer wrote again, and asyncio.run() could not return either
+    # (3 s here; forever for a producer that waits for the answer).
+    r, w = os.pipe()
+    producer_done = threading.Event()
+
+    def producer():
+        os.write(w, b"a" * 20000)
+        producer_done.wait(3)
+        os.close(w)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    source = os.fdopen(r, "rb")
+    try:
+        body, _ = multipart_encode([MultipartParam("f", filename="x", fileobj=source)], BOUNDARY,
+                                   blocksize=8192)
+
+        async def main():
+            async for block in body:
+                if b"aaaa" in block:
+                    await asyncio.sleep(0.1)  # the client sends it, then gives up
+                    break
+            started = time.monotonic()
+            with pytest.raises(NotReplayableError):
+                body.reset()
+            return time.monotonic() - started
+
+        started = time.monotonic()
+        frozen = asyncio.run(main())
+        ran = time.monotonic() - started
+    finally:
+        producer_done.set()
+        thread.join()
+        source.close()
+    assert frozen < 0.5, f"reset() froze the event loop for {frozen:.2f} s"
+    assert ran < 1.5, f"asyncio.run() took {ran:.2f} s to return"

@@ -750,12 +750,12 @@ class _AsyncBlocks:
     all in memory) and has no callbacks is made on the event loop, with no
     thread at all, yielding to the loop before each block.
 
-    A body read in a thread without callbacks or pacing, whose sources are
-    all regular files read by offset (no stream, pipe, iterable or async
-    source), reads one block ahead: once a block is handed out, the next is
-    read while the client sends this one (a client that waits for each write
-    to drain, as httpx does, would otherwise leave the file and the socket
-    idle in turn).
+    A body read in a thread without callbacks, pacing or ``digest=``, whose
+    sources are all regular files read by offset (no stream, pipe, iterable
+    or async source), reads one block ahead: once a block is handed out, the
+    next is read while the client sends this one (a client that waits for
+    each write to drain, as httpx does, would otherwise leave the file and
+    the socket idle in turn).
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -777,8 +777,12 @@ class _AsyncBlocks:
         # So do streams, pipes and iterables: a read ahead of them may block
         # until their producer writes again, holding the body's lock (a
         # reset, on the loop, would wait for it) after the client stopped.
+        # With digest=, body.digests lists the parts sent so far: a part's
+        # digest is finished when the walk goes past it, which a read-ahead
+        # would do while the client still sends the part's last block.
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
+            and body.digest is None
             and all(_read_by_offset(part) for part in body._parts if _reads_source(part))
         )
         self._handed_out = 0  # bytes of the body handed out

@@ -352,6 +352,10 @@ class MultipartStream:
         self._ended = False
         # Set by a reset that stopped an iteration under way.
         self._interrupted = False
+        # The walk of which an async iteration holds a block it made but has
+        # not handed out (read ahead, or kept from a cancelled step): going
+        # on with that walk in another iteration would skip the block.
+        self._held: Optional[Generator[Any, None, None]] = None
         # Held while a block is made (in a worker thread for async
         # iteration), so that a reset waits for it.
         # (Reentrant: a callback may reset the body it is called from.)
@@ -418,6 +422,7 @@ class MultipartStream:
                     part.reset()
             self._sent = 0
             self._ended = False
+            self._held = None
             self._digests = Digests(self.digest, self._parts)
             self._pacer = None
 
@@ -466,6 +471,12 @@ class MultipartStream:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
             self._blocks = self._generate(file_blocksize or self.blocksize)
+        elif self._held is self._blocks:
+            raise BodyConsumedError(
+                "an async iteration of this body holds a block it made ahead, not "
+                "handed out yet; go on with that iteration, or call reset() (or "
+                "seek(0)) to send the body from the start"
+            )
         return self._blocks
 
     def __iter__(self) -> Iterator[bytes]:
@@ -866,6 +877,7 @@ class _AsyncBlocks:
         # awaits: not one to log.
         step.add_done_callback(_retrieve)
         self._pending = step
+        self._body._held = self._blocks
 
     async def _step_in_thread(self) -> Optional[bytes]:
         if self._pending is None:
@@ -881,9 +893,17 @@ class _AsyncBlocks:
         except BaseException:
             self._done = True
             self._pending = None
+            self._release()
             raise
         self._pending = None
+        self._release()
         return block
+
+    def _release(self) -> None:
+        """The step that ended was this iteration's: its block is handed out
+        (or its error raised) here, so the walk may go on in another."""
+        if self._body._held is self._blocks:
+            self._body._held = None
 
     def _next_block(self, loop: Optional[asyncio.AbstractEventLoop]) -> Optional[bytes]:
         """The next block, or None at the end (StopIteration cannot cross a

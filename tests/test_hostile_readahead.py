@@ -83,3 +83,38 @@ def test_digests_list_only_parts_whose_last_block_was_handed_out(tmp_path):
 
     # The header block, the file's one block, the close delimiter.
     assert asyncio.run(main()) == [1, 1, 2]
+
+
+@pytest.mark.parametrize("go_on", ["for", "next"])
+def test_a_loop_after_an_async_loop_left_early_skips_no_block(tmp_path, go_on):
+    # A loop left early goes on where it stopped, for the next loop: an
+    # async for left early, then a plain for (or next()), went on from the
+    # walk, which the read-ahead had taken one block further.  The block
+    # read ahead was never sent: 512 KiB of the file were missing from the
+    # body, with no error, and tell() said the whole body was out.
+    from poster.errors import BodyConsumedError
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"".join(bytes([i]) * ASYNC_FILE_BLOCKSIZE for i in (1, 2, 3)))  # blocks differ
+    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+    expected = b"".join(body)
+    body.reset()
+
+    async def first_blocks():
+        got = []
+        async for block in body:
+            got.append(block)
+            if len(got) == 2:
+                await asyncio.sleep(0.1)  # a block is read ahead meanwhile
+                break
+        return got
+
+    got = asyncio.run(first_blocks())
+    try:
+        rest = list(body) if go_on == "for" else [next(body)]
+    except BodyConsumedError:
+        pass  # refused: it cannot go on without the block read ahead
+    else:
+        assert expected.startswith(b"".join(got + rest))
+    body.reset()
+    assert b"".join(body) == expected

@@ -118,3 +118,25 @@ def test_a_loop_after_an_async_loop_left_early_skips_no_block(tmp_path, go_on):
         assert expected.startswith(b"".join(got + rest))
     body.reset()
     assert b"".join(body) == expected
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: tell() counts the block read ahead (eb58f2c says so)")
+def test_tell_counts_only_what_async_iteration_handed_out(tmp_path):
+    # tell() is documented as "how many bytes of the body have been handed
+    # out since the last reset"; during async iteration it counts the block
+    # read ahead as well (a progress bar is 512 KiB ahead of the client).
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(3 * ASYNC_FILE_BLOCKSIZE))
+    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+
+    async def main():
+        seen = []
+        handed = 0
+        async for block in body:
+            handed += len(block)
+            await asyncio.sleep(0.05)
+            seen.append((handed, body.tell()))
+        return seen
+
+    seen = asyncio.run(main())
+    assert all(handed == told for handed, told in seen), seen

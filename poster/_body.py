@@ -21,7 +21,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import Reading, running_loop
+from poster._sources import DescriptorSource, PathSource, Reading, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
@@ -352,6 +352,10 @@ class MultipartStream:
         self._ended = False
         # Set by a reset that stopped an iteration under way.
         self._interrupted = False
+        # The walk of which an async iteration holds a block it made but has
+        # not handed out (read ahead, or kept from a cancelled step): going
+        # on with that walk in another iteration would skip the block.
+        self._held: Optional[Generator[Any, None, None]] = None
         # Held while a block is made (in a worker thread for async
         # iteration), so that a reset waits for it.
         # (Reentrant: a callback may reset the body it is called from.)
@@ -418,6 +422,7 @@ class MultipartStream:
                     part.reset()
             self._sent = 0
             self._ended = False
+            self._held = None
             self._digests = Digests(self.digest, self._parts)
             self._pacer = None
 
@@ -466,6 +471,12 @@ class MultipartStream:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
             self._blocks = self._generate(file_blocksize or self.blocksize)
+        elif self._held is self._blocks:
+            raise BodyConsumedError(
+                "an async iteration of this body holds a block it made ahead, not "
+                "handed out yet; go on with that iteration, or call reset() (or "
+                "seek(0)) to send the body from the start"
+            )
         return self._blocks
 
     def __iter__(self) -> Iterator[bytes]:
@@ -750,10 +761,12 @@ class _AsyncBlocks:
     all in memory) and has no callbacks is made on the event loop, with no
     thread at all, yielding to the loop before each block.
 
-    A body read in a thread without callbacks, pacing or async sources reads
-    one block ahead: once a block is handed out, the next is read while the
-    client sends this one (a client that waits for each write to drain, as
-    httpx does, would otherwise leave the file and the socket idle in turn).
+    A body read in a thread without callbacks, pacing or ``digest=``, whose
+    sources are all regular files read by offset (no stream, pipe, iterable
+    or async source), reads one block ahead: once a block is handed out, the
+    next is read while the client sends this one (a client that waits for
+    each write to drain, as httpx does, would otherwise leave the file and
+    the socket idle in turn).
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -772,8 +785,16 @@ class _AsyncBlocks:
         self._in_thread = callbacks or any(_reads_source(part) for part in body._parts)
         # Reading ahead would call callbacks (and pace) a block early, and
         # an async source's reads wait on the loop: those go step by step.
+        # So do streams, pipes and iterables: a read ahead of them may block
+        # until their producer writes again, holding the body's lock (a
+        # reset, on the loop, would wait for it) after the client stopped.
+        # With digest=, body.digests lists the parts sent so far: a part's
+        # digest is finished when the walk goes past it, which a read-ahead
+        # would do while the client still sends the part's last block.
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
+            and body.digest is None
+            and all(_read_by_offset(part) for part in body._parts if _reads_source(part))
         )
         self._handed_out = 0  # bytes of the body handed out
 
@@ -856,6 +877,7 @@ class _AsyncBlocks:
         # awaits: not one to log.
         step.add_done_callback(_retrieve)
         self._pending = step
+        self._body._held = self._blocks
 
     async def _step_in_thread(self) -> Optional[bytes]:
         if self._pending is None:
@@ -871,9 +893,17 @@ class _AsyncBlocks:
         except BaseException:
             self._done = True
             self._pending = None
+            self._release()
             raise
         self._pending = None
+        self._release()
         return block
+
+    def _release(self) -> None:
+        """The step that ended was this iteration's: its block is handed out
+        (or its error raised) here, so the walk may go on in another."""
+        if self._body._held is self._blocks:
+            self._body._held = None
 
     def _next_block(self, loop: Optional[asyncio.AbstractEventLoop]) -> Optional[bytes]:
         """The next block, or None at the end (StopIteration cannot cross a
@@ -890,6 +920,12 @@ class _AsyncBlocks:
             finally:
                 if loop is not None:
                     running_loop(None)
+
+
+def _read_by_offset(part: MultipartParam) -> bool:
+    """Whether a part that reads a source reads a regular file by offset
+    (a read that never waits for a producer)."""
+    return isinstance(part._source, (PathSource, DescriptorSource))
 
 
 def _reads_source(part: Any) -> bool:

@@ -526,9 +526,11 @@ class MultipartStream:
 
     next = __next__  # poster 0.8.1's spelling
 
-    def _step(self, blocks: Generator[Any, None, None]) -> bytes:
-        """The next block of the walk ``blocks`` (the lock held); the walk
-        is over, whatever stopped it, when it raises."""
+    def _step(self, blocks: Generator[Any, None, None], count: bool = True) -> bytes:
+        """The next block of the walk ``blocks`` (the lock held), counted in
+        :meth:`tell` unless ``count`` is false (async iteration counts a
+        block when it hands it out); the walk is over, whatever stopped it,
+        when it raises."""
         if self._blocks is not blocks:  # reset since this iteration began
             raise self._consumed_error()
         try:
@@ -542,7 +544,8 @@ class MultipartStream:
         if self._blocks is not blocks:  # a callback reset the body meanwhile
             blocks.close()
             raise self._consumed_error()
-        self._sent += len(block)
+        if count:
+            self._sent += len(block)
         return block
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -796,7 +799,6 @@ class _AsyncBlocks:
             and body.digest is None
             and all(_read_by_offset(part) for part in body._parts if _reads_source(part))
         )
-        self._handed_out = 0  # bytes of the body handed out
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -829,11 +831,6 @@ class _AsyncBlocks:
                 self._blocks = body._running(file_blocksize)
         if self._in_thread:
             block = await self._step_in_thread()
-            if block is not None and body._blocks is not self._blocks:
-                # Made (read ahead, or kept from a cancelled step) before a
-                # reset: it belongs to a walk that is over.
-                self._done = True
-                raise body._consumed_error()
         else:
             await asyncio.sleep(0)  # let the loop run between blocks
             try:
@@ -844,8 +841,14 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
-        self._handed_out += len(block)
-        if body.total is not None and self._handed_out >= body.total:
+        with body._lock:
+            if body._blocks is not self._blocks:
+                # Made (read ahead, or kept from a cancelled step) before a
+                # reset: it belongs to a walk that is over.
+                self._done = True
+                raise body._consumed_error()
+            body._sent += len(block)  # handed out now
+        if body.total is not None and body._sent >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would
             # then go on from the end and send nothing.
@@ -914,7 +917,7 @@ class _AsyncBlocks:
             if loop is not None:
                 running_loop(loop, self._body._lock)
             try:
-                return self._body._step(blocks)
+                return self._body._step(blocks, count=False)
             except StopIteration:
                 return None
             finally:

@@ -108,12 +108,16 @@ def test_the_next_block_is_read_while_the_client_sends_this_one(tmp_path):
     body, _ = multipart_encode([MultipartParam.from_file("f", three_blocks_file(tmp_path))], BOUNDARY)
 
     async def main():
+        # The step of the next block is under way, or done, before it is
+        # asked for.
+        blocks = body.__aiter__()
         handed = 0
         ahead = []
-        async for block in body:
+        async for block in blocks:
             handed += len(block)
             if handed < len(body):
-                ahead.append(await wait_for(lambda: body.tell() > handed))
+                ahead.append(await wait_for(lambda: blocks._pending is not None and blocks._pending.done()))
+                assert body.tell() == handed  # what is handed out, not what is read
         return handed, ahead
 
     handed, ahead = asyncio.run(main())
@@ -128,11 +132,13 @@ def test_no_block_is_read_ahead_for_callbacks_or_pacing(tmp_path):
     paced, _ = multipart_encode([MultipartParam.from_file("f", path)], BOUNDARY, rate=1e12)
 
     async def main(body):
+        blocks = body.__aiter__()
         handed = 0
-        async for block in body:
+        async for block in blocks:
             handed += len(block)
             await asyncio.sleep(0.05)
-            assert body.tell() == handed  # nothing made before it is asked for
+            assert blocks._pending is None  # nothing made before it is asked for
+            assert body.tell() == handed
         return handed
 
     assert asyncio.run(main(with_cb)) == len(with_cb) == seen[-1]
@@ -148,8 +154,8 @@ def test_a_block_read_ahead_before_a_reset_is_never_handed_out(tmp_path):
 
     async def main():
         blocks = body.__aiter__()
-        first = [await blocks.__anext__(), await blocks.__anext__()]
-        assert await wait_for(lambda: body.tell() > sum(map(len, first)))
+        [await blocks.__anext__(), await blocks.__anext__()]
+        assert await wait_for(lambda: blocks._pending is not None and blocks._pending.done())
         body.reset()
         with pytest.raises(BodyConsumedError):
             await blocks.__anext__()

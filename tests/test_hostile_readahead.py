@@ -120,7 +120,6 @@ def test_a_loop_after_an_async_loop_left_early_skips_no_block(tmp_path, go_on):
     assert b"".join(body) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: tell() counts the block read ahead (eb58f2c says so)")
 def test_tell_counts_only_what_async_iteration_handed_out(tmp_path):
     # tell() is documented as "how many bytes of the body have been handed
     # out since the last reset"; during async iteration it counts the block

@@ -21,7 +21,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import DescriptorSource, PathSource, Reading, running_loop
+from poster._sources import AsyncSource, DescriptorSource, PathSource, Reading, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
@@ -340,9 +340,13 @@ class MultipartStream:
         self.blocksize = blocksize
         self._delimiter = b"--" + boundary.encode("ascii")
         self.total = body_size(self._parts, self._delimiter)
-        self._needs_async = any(isinstance(part, MultipartParam) and part._is_async() for part in self._parts)
-        check_order(self._parts)
-        self._digests = Digests(digest, self._parts)
+        sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
+        self._needs_async = any(isinstance(source, AsyncSource) for source in sources)
+        # The digests to compute, if any: with digest=, or for digest_of parts.
+        self._hashes = digest is not None or any(isinstance(source, DigestSource) for source in sources)
+        if self._hashes:
+            check_order(self._parts)
+        self._digests = self._new_digests()
         self._pacer: Optional[Pacer] = None
         if self.total is None and self.__class__ is MultipartBody:
             # No length to tell: it must not look like a body of some length.
@@ -423,18 +427,22 @@ class MultipartStream:
             self._sent = 0
             self._ended = False
             self._held = None
-            self._digests = Digests(self.digest, self._parts)
+            self._digests = self._new_digests()
             self._pacer = None
 
     @property
     def digests(self) -> List[Tuple[Optional[str], str]]:
         """``(name, hexdigest)`` of each part's content sent so far, in part
         order (with ``digest=``; empty otherwise); a reset clears it."""
-        return list(self._digests.results)
+        return list(self._digests.results) if self._digests is not None else []
+
+    def _new_digests(self) -> Optional[Digests]:
+        """The digests of a new walk; None when there is nothing to hash."""
+        return Digests(self.digest, self._parts) if self._hashes else None
 
     def _walk_parts(self) -> List[Any]:
         """What a walk goes over: params when a callback or a digest needs them."""
-        return self.params if self.cb or self._digests.active else self._parts
+        return self.params if self.cb or self._digests is not None else self._parts
 
     def _pace(self, count: int) -> float:
         """Seconds to wait before handing out ``count`` more bytes (``rate``)."""

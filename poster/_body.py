@@ -509,7 +509,12 @@ class MultipartStream:
                     raise self._consumed_error()
                 if self.rate is not None:
                     time.sleep(self._pace(len(block)))
-                self._sent += len(block)
+                    with self._lock:  # a reset while it slept ended this walk
+                        if self._blocks is not blocks:
+                            raise self._consumed_error()
+                        self._sent += len(block)
+                else:
+                    self._sent += len(block)
                 yield block
         except GeneratorExit:
             raise  # a loop left early: the walk stays where it is, for the next
@@ -527,9 +532,15 @@ class MultipartStream:
     def __next__(self) -> bytes:
         self._check_sync()
         with self._lock:
-            block = self._step(self._running())
+            blocks = self._running()
+            block = self._step(blocks, count=self.rate is None)
         if self.rate is not None:
+            # Counted once it is due: a reset while it waits ends this walk.
             time.sleep(self._pace(len(block)))
+            with self._lock:
+                if self._blocks is not blocks:
+                    raise self._consumed_error()
+                self._sent += len(block)
         return block
 
     next = __next__  # poster 0.8.1's spelling
@@ -820,16 +831,18 @@ class _AsyncBlocks:
         waits keeps the block for the next call."""
         if self._paced is None:
             block = await self._next()
-            delay = self._body._pace(len(block)) if self._body.rate is not None else 0.0
-            self._paced = (block, time.monotonic() + delay)
+            if self._body.rate is None:
+                return self._hand_out(block)
+            self._paced = (block, time.monotonic() + self._body._pace(len(block)))
         block, due = self._paced
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         self._paced = None
-        return block
+        return self._hand_out(block)
 
     async def _next(self) -> bytes:
+        """The next block of the walk, made but not handed out (not counted)."""
         if self._done:
             raise StopAsyncIteration
         body = self._body
@@ -849,13 +862,22 @@ class _AsyncBlocks:
         if block is None:
             self._done = True
             raise StopAsyncIteration
+        if body._blocks is not self._blocks:
+            # Made (read ahead, or kept from a cancelled step) before a
+            # reset: it belongs to a walk that is over.
+            self._done = True
+            raise body._consumed_error()
+        return block
+
+    def _hand_out(self, block: bytes) -> bytes:
+        """Hand ``block`` out now (counted in tell()), unless a reset came
+        since it was made (while it waited for its time, with ``rate``)."""
+        body = self._body
         with body._lock:
             if body._blocks is not self._blocks:
-                # Made (read ahead, or kept from a cancelled step) before a
-                # reset: it belongs to a walk that is over.
                 self._done = True
                 raise body._consumed_error()
-            body._sent += len(block)  # handed out now
+            body._sent += len(block)
         if body.total is not None and body._sent >= body.total:
             # Every byte is out: the body has ended now, not when (or if) the
             # client asks once more; aiohttp may not, and a later send would

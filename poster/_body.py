@@ -342,9 +342,9 @@ class MultipartStream:
         self.total = body_size(self._parts, self._delimiter)
         sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
         self._needs_async = any(isinstance(source, AsyncSource) for source in sources)
-        # The digests to compute, if any: with digest=, or for digest_of parts.
-        self._hashes = digest is not None or any(isinstance(source, DigestSource) for source in sources)
-        if self._hashes:
+        # Parts that digest_of parts hash, whatever ``digest`` says.
+        self._digest_of = any(isinstance(source, DigestSource) for source in sources)
+        if self._digest_of:
             check_order(self._parts)
         self._digests = self._new_digests()
         self._pacer: Optional[Pacer] = None
@@ -438,7 +438,9 @@ class MultipartStream:
 
     def _new_digests(self) -> Optional[Digests]:
         """The digests of a new walk; None when there is nothing to hash."""
-        return Digests(self.digest, self._parts) if self._hashes else None
+        if self.digest is None and not self._digest_of:
+            return None
+        return Digests(self.digest, self._parts)
 
     def _walk_parts(self) -> List[Any]:
         """What a walk goes over: params when a callback or a digest needs them."""

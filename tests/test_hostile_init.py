@@ -4,6 +4,7 @@ its async iteration: each test once showed a bug."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import threading
 import time
@@ -87,3 +88,11 @@ def test_a_reset_from_another_thread_while_a_paced_block_waits_stops_the_loop():
     finally:
         timer.join()
     assert body.tell() == 0
+
+
+def test_a_digest_set_after_the_body_was_made_is_computed_after_a_reset():
+    body, _ = multipart_encode([MultipartParam("a", b"alpha")], "B")
+    body.digest = "sha256"
+    body.reset()
+    b"".join(body)
+    assert body.digests == [("a", hashlib.sha256(b"alpha").hexdigest())]

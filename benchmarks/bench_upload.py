@@ -64,23 +64,30 @@ def cpu_children() -> float:
 # -- clients: each uploads `path` to `url`, returns the body bytes the sink got --
 
 
+def bare_head(size: int) -> bytes:
+    """The head of a bare upload of ``size`` bytes."""
+    return (b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size)
+
+
+def bare_answer(sock: socket.socket) -> int:
+    """The count of bytes the sink got, from its answer (read to the close)."""
+    answer = b""
+    while True:
+        block = sock.recv(65536)
+        if not block:
+            break
+        answer += block
+    return int(answer.rpartition(b"\r\n\r\n")[2])
+
+
 def bare_sendfile(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    size = os.path.getsize(path)
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size
-        )
+        sock.sendall(bare_head(os.path.getsize(path)))
         with open(path, "rb") as fileobj:
             sock.sendfile(fileobj)
-        answer = b""
-        while True:
-            block = sock.recv(65536)
-            if not block:
-                break
-            answer += block
-    return int(answer.rpartition(b"\r\n\r\n")[2])
+        return bare_answer(sock)
 
 
 TLS_BUFFER = bytearray(256 * 1024)
@@ -88,27 +95,17 @@ TLS_BUFFER = bytearray(256 * 1024)
 
 def bare_tls_sendall(url: str, path: str, context: ssl.SSLContext) -> int:
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    size = os.path.getsize(path)
     view = memoryview(TLS_BUFFER)
     with socket.create_connection(("127.0.0.1", port)) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-            sock.sendall(
-                b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size
-            )
+            sock.sendall(bare_head(os.path.getsize(path)))
             with open(path, "rb", buffering=0) as fileobj:
                 while True:
                     count = fileobj.readinto(view)
                     if not count:
                         break
                     sock.sendall(view[:count])
-            answer = b""
-            while True:
-                block = sock.recv(65536)
-                if not block:
-                    break
-                answer += block
-    return int(answer.rpartition(b"\r\n\r\n")[2])
+            return bare_answer(sock)
 
 
 def poster_urllib(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:

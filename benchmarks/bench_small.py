@@ -93,75 +93,74 @@ def make_upload(client: str, kind: str, url: str, path: str):
         with open(path, "rb", buffering=0) as f:
             f.readinto(buffer)
 
+    # Per client: send(body, headers) -> response, its own encoders, and
+    # how to read a response (the count of bytes the sink got).
     if client == "requests":
         import requests
 
         session = requests.Session()
-        if kind in ("poster", "poster base"):
-            def upload():
-                body, headers = poster_body()
-                return session.post(url, data=body, headers=headers)
-        elif kind == "prebuilt bytes":
-            def upload():
-                return session.post(url, data=prebuilt, headers=prebuilt_headers)
-        elif kind == "read + prebuilt":
-            def upload():
-                read_file()
-                return session.post(url, data=prebuilt, headers=prebuilt_headers)
-        elif kind == "own encoder":
-            def upload():
-                with open(path, "rb") as f:
-                    return session.post(url, data=dict(FIELDS), files={"file": (name, f)})
-        elif kind == "requests-toolbelt":
+
+        def send(body, headers):
+            return session.post(url, data=body, headers=headers)
+
+        def own_encoder():
+            with open(path, "rb") as f:
+                return session.post(url, data=dict(FIELDS), files={"file": (name, f)})
+
+        def toolbelt():
             from requests_toolbelt import MultipartEncoder
 
-            def upload():
-                with open(path, "rb") as f:
-                    encoder = MultipartEncoder(FIELDS + [("file", (name, f, "application/octet-stream"))])
-                    return session.post(url, data=encoder, headers={"Content-Type": encoder.content_type})
-        return lambda: int(upload().content)
-    if client == "urllib3":
+            with open(path, "rb") as f:
+                encoder = MultipartEncoder(FIELDS + [("file", (name, f, "application/octet-stream"))])
+                return session.post(url, data=encoder, headers={"Content-Type": encoder.content_type})
+
+        own = {"own encoder": own_encoder, "requests-toolbelt": toolbelt}
+        answer = lambda response: response.content  # noqa: E731
+    elif client == "urllib3":
         import urllib3
 
         pool = urllib3.PoolManager()
-        if kind in ("poster", "poster base"):
-            def upload():
-                body, headers = poster_body()
-                return pool.request("POST", url, body=body, headers=headers)
-        elif kind == "prebuilt bytes":
-            def upload():
-                return pool.request("POST", url, body=prebuilt, headers=prebuilt_headers)
-        elif kind == "read + prebuilt":
-            def upload():
-                read_file()
-                return pool.request("POST", url, body=prebuilt, headers=prebuilt_headers)
-        elif kind == "own encoder":
-            def upload():
-                with open(path, "rb") as f:
-                    data = f.read()
-                return pool.request("POST", url, fields=FIELDS + [("file", (name, data))])
-        return lambda: int(upload().data)
-    if client == "httpx":
+
+        def send(body, headers):
+            return pool.request("POST", url, body=body, headers=headers)
+
+        def own_encoder():
+            with open(path, "rb") as f:
+                data = f.read()
+            return pool.request("POST", url, fields=FIELDS + [("file", (name, data))])
+
+        own = {"own encoder": own_encoder}
+        answer = lambda response: response.data  # noqa: E731
+    elif client == "httpx":
         import httpx
 
         http = httpx.Client()
-        if kind in ("poster", "poster base"):
-            def upload():
-                body, headers = poster_body()
-                return http.post(url, content=body, headers=headers)
-        elif kind == "prebuilt bytes":
-            def upload():
-                return http.post(url, content=prebuilt, headers=prebuilt_headers)
-        elif kind == "read + prebuilt":
-            def upload():
-                read_file()
-                return http.post(url, content=prebuilt, headers=prebuilt_headers)
-        elif kind == "own encoder":
-            def upload():
-                with open(path, "rb") as f:
-                    return http.post(url, data=dict(FIELDS), files={"file": (name, f)})
-        return lambda: int(upload().content)
-    raise SystemExit(f"unknown client {client!r}")
+
+        def send(body, headers):
+            return http.post(url, content=body, headers=headers)
+
+        def own_encoder():
+            with open(path, "rb") as f:
+                return http.post(url, data=dict(FIELDS), files={"file": (name, f)})
+
+        own = {"own encoder": own_encoder}
+        answer = lambda response: response.content  # noqa: E731
+    else:
+        raise SystemExit(f"unknown client {client!r}")
+
+    if kind in ("poster", "poster base"):
+        def upload():
+            return send(*poster_body())
+    elif kind == "prebuilt bytes":
+        def upload():
+            return send(prebuilt, prebuilt_headers)
+    elif kind == "read + prebuilt":
+        def upload():
+            read_file()
+            return send(prebuilt, prebuilt_headers)
+    else:
+        upload = own[kind]
+    return lambda: int(answer(upload()))
 
 
 def child(client: str, kind: str, url: str, path: str, count: int) -> None:

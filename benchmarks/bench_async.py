@@ -196,7 +196,7 @@ def async_rows(rounds: int) -> List[tuple]:
         rows.append((f"async 64x1M {client}", kind, statistics.median(theirs) * 1000, rate, ratio,
                      TARGETS.get((client, kind))))
     for client in CONTENDERS:
-        for kind in CONTENDERS[client]:
+        for kind in CONTENDERS[client] + base:
             gap_ms = statistics.median(gaps[client, kind]) * 1000
             rows.append((f"async gap {client}", kind, gap_ms, "max tick gap", None, None))
         excess = statistics.median(

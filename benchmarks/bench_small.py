@@ -11,6 +11,9 @@ PoolManager, httpx Client) three contenders send the same form:
   file by its path), sent as the client sends any iterable body;
 * ``prebuilt bytes``: the same client sending that form as ``bytes`` made
   once, before the clock: the floor of what the client costs;
+* ``prebuilt stream``: those bytes as a streaming body (one block, and a
+  length): the floor of any body that is not ``bytes``, as the client
+  sends an iterable;
 * ``own encoder``: the client's own multipart encoder (requests ``files=``,
   urllib3 ``fields=``, httpx ``files=``), the file opened and read for each
   upload; and for requests, requests-toolbelt's ``MultipartEncoder``;
@@ -50,9 +53,9 @@ TARGETS = {
     ("httpx", "prebuilt bytes"): 0.95, ("httpx", "own encoder"): 1.0,
 }
 CONTENDERS = {
-    "requests": ["poster", "prebuilt bytes", "read + prebuilt", "own encoder", "requests-toolbelt"],
-    "urllib3": ["poster", "prebuilt bytes", "read + prebuilt", "own encoder"],
-    "httpx": ["poster", "prebuilt bytes", "read + prebuilt", "own encoder"],
+    "requests": ["poster", "prebuilt bytes", "prebuilt stream", "read + prebuilt", "own encoder", "requests-toolbelt"],
+    "urllib3": ["poster", "prebuilt bytes", "prebuilt stream", "read + prebuilt", "own encoder"],
+    "httpx": ["poster", "prebuilt bytes", "prebuilt stream", "read + prebuilt", "own encoder"],
 }
 
 
@@ -72,6 +75,19 @@ def small_file(size_kib: int) -> str:
 
 
 # -- one contender, in its own process --------------------------------------------
+
+
+class PrebuiltStream:
+    """The prebuilt bytes as a streaming body: one block, a length, nothing else."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        yield self.data
 
 
 def make_upload(client: str, kind: str, url: str, path: str):
@@ -154,6 +170,11 @@ def make_upload(client: str, kind: str, url: str, path: str):
     elif kind == "prebuilt bytes":
         def upload():
             return send(prebuilt, prebuilt_headers)
+    elif kind == "prebuilt stream":
+        stream = PrebuiltStream(prebuilt)
+
+        def upload():
+            return send(stream, prebuilt_headers)
     elif kind == "read + prebuilt":
         def upload():
             read_file()

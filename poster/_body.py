@@ -33,18 +33,21 @@ DEFAULT_BLOCKSIZE = 64 * 1024
 #: What a walk does with a file part's content: given the param, its
 #: reading and the hashers to feed (or None), an iterator of what to yield
 #: (``bytes`` blocks, or the counts of bytes it put on a socket itself).
-Content = Callable[[MultipartParam, Reading, Optional[Hashers]], Iterator[Any]]
+#: With ``walk(content_around=True)`` it may also be given ``head`` and
+#: ``tail``, bytes to put before and after the content, in its blocks.
+Content = Callable[..., Iterator[Any]]
 
 
 def file_content(
     param: MultipartParam, reading: Reading, delimiter: bytes, blocksize: int,
-    hashers: Optional[Hashers] = None,
+    hashers: Optional[Hashers] = None, head: bytes = b"", tail: bytes = b"",
 ) -> Iterator[bytes]:
     """A file part's content in checked blocks (the hot path's ``FileContent``),
-    each fed to ``hashers`` as it comes."""
+    each fed to ``hashers`` as it comes; the first starts with ``head``, the
+    last ends with ``tail``."""
     content: Iterator[bytes] = _backend.impl.FileContent(
         reading.source, reading.start, param.content_size(), blocksize, delimiter,
-        param._check_growth, param.label(),
+        param._check_growth, param.label(), head, tail,
     )
     return content if hashers is None else hashed(content, hashers)
 
@@ -60,6 +63,7 @@ def walk(
     close: bool = True,
     digests: Optional[Digests] = None,
     inline: bool = True,
+    content_around: bool = False,
 ) -> Generator[Any, None, None]:
     """The parts in order, calling the callbacks as it goes.
 
@@ -71,6 +75,11 @@ def walk(
     With ``inline``, a file part of known size that fits whole in the block
     under way (the total stays within ``blocksize``) is read as ``bytes``
     into that block instead, ``content`` unused: a small body is one block.
+    With ``content_around``, a file part with nothing to count or hash is
+    given what its block holds before the content (``head``, when that is
+    at most half a block or the part ends a body that is one block) and
+    the CRLF after it (``tail``, with the close delimiter for the last
+    part): its blocks carry them, and the part adds no block of its own.
 
     ``cb(param, current, total)`` counts the whole walk (its params must then
     be :class:`MultipartParam`, not text runs); with ``part_callbacks`` each
@@ -80,6 +89,8 @@ def walk(
     parts' content and fills the ``digest_of`` parts.
     """
     delimiter_line = delimiter + b"\r\n"
+    close_line = delimiter + b"--\r\n"
+    closed = False  # the close delimiter went out with the last part's content
     write_text_pairs = _backend.impl.write_text_pairs
 
     def notify(param: MultipartParam, part_count: int, part_size: Optional[int], body_count: int) -> None:
@@ -152,6 +163,17 @@ def walk(
                 inline and not counting and part_total is not None
                 and pending_size + part_total <= blocksize
             )
+            # With ``around``, what comes before the content in its block
+            # (up to half a block) and the CRLF after it (with the close
+            # delimiter, for the last part) go into the content's own first
+            # and last blocks: a file part is no more blocks than its
+            # content.  Not for a small part that other parts follow in its
+            # block: they all go out in one.
+            last = close and index == len(parts)
+            before = pending_size + len(delimiter_line) + len(param._headers)
+            around = content_around and not counting and hashers is None and (
+                (last and whole) or (not whole and before <= blocksize // 2)
+            )
             end = None
             try:
                 pending += (delimiter_line, param._headers)
@@ -160,7 +182,13 @@ def walk(
                 if counting:
                     notify(param, part_current, part_total, current)
                 items: Iterator[Any]
-                if whole:
+                if around:
+                    closed = last
+                    items = content(param, reading, None, b"".join(pending),
+                                    b"\r\n" + close_line if last else b"\r\n")
+                    pending.clear()
+                    pending_size = 0
+                elif whole:
                     items = file_content(param, reading, delimiter, blocksize, hashers)
                     pending_size += part_total
                 else:
@@ -170,7 +198,7 @@ def walk(
                     pending_size = 0
                 head = part_current
                 if not counting:  # size known, nothing to count: pass the content on as it comes
-                    if whole:
+                    if whole and not around:
                         pending += items
                     else:
                         yield from items
@@ -188,21 +216,23 @@ def walk(
                 reading.close(end)
             if digests is not None:
                 digests.finish(param, hashers)
-            pending.append(b"\r\n")
-            if not whole:
-                pending_size = 2
+            if not around:
+                pending.append(b"\r\n")
+                if not whole:
+                    pending_size = 2
             current += 2
             if part_callbacks and param.cb:
                 param.cb(param, part_current + 2, part_current + 2)
-            if not whole:
+            if around or not whole:
                 continue
         if pending_size >= blocksize:
             yield b"".join(pending)
             pending.clear()
             pending_size = 0
     if close:
-        pending.append(delimiter + b"--\r\n")
-        current += len(delimiter) + 4
+        if not closed:
+            pending.append(close_line)
+        current += len(close_line)
         if cb:
             cb(None, current, current if total is None else total)
     if pending:
@@ -580,12 +610,15 @@ class MultipartStream:
         by offset) in blocks of ``file_blocksize``."""
         delimiter, blocksize = self._delimiter, self.blocksize
 
-        def content(param: MultipartParam, reading: Reading, hashers: Optional[Hashers]) -> Iterator[bytes]:
+        def content(
+            param: MultipartParam, reading: Reading, hashers: Optional[Hashers],
+            head: bytes = b"", tail: bytes = b"",
+        ) -> Iterator[bytes]:
             size = file_blocksize if reading.read is None else blocksize
-            return file_content(param, reading, delimiter, size, hashers)
+            return file_content(param, reading, delimiter, size, hashers, head, tail)
 
         return walk(self._walk_parts(), delimiter, blocksize, content, self.cb, self.total,
-                    digests=self._digests)
+                    digests=self._digests, content_around=True)
 
     # -- sending on a socket -------------------------------------------------------
 

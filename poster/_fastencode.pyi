@@ -1,6 +1,6 @@
 """Types of poster._fastencode, the compiled hot path (twin of poster._fastencode_py)."""
 
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 __all__ = [
     "BoundaryScanner",
@@ -52,8 +52,8 @@ class FileContent:
     position: int
     collision: int
     def __init__(
-        self, source: Any, start: int, size: int, blocksize: int, delimiter: bytes,
-        check_growth: Any, label: str,
+        self, source: Any, start: int, size: Optional[int], blocksize: int, delimiter: bytes,
+        check_growth: Any, label: str, head: bytes = ..., tail: bytes = ...,
     ) -> None: ...
     def __iter__(self) -> FileContent: ...
     def __next__(self) -> Any: ...

@@ -736,11 +736,17 @@ class FileContent:
     :class:`~poster.errors.BoundaryCollisionError` for the delimiter (at
     content offset :attr:`collision`).  ``label`` names the part in their
     messages.  :attr:`position` is ``start`` plus the bytes read so far.
+
+    ``head`` and ``tail`` (``bytes``) go around the content: the first block
+    starts with ``head`` and the last ends with ``tail`` (an empty content
+    is the one block ``head + tail``, when that is not empty).  They are
+    neither scanned nor counted in :attr:`position`; content read by
+    offset is read into the block after ``head``, with no copy.
     """
 
     def __init__(
         self, source: Any, start: int, size: Optional[int], blocksize: int, delimiter: bytes,
-        check_growth: Any, label: str,
+        check_growth: Any, label: str, head: bytes = b"", tail: bytes = b"",
     ) -> None:
         if isinstance(source, int):
             self._fd: int = _checked_descriptor(source)
@@ -754,6 +760,12 @@ class FileContent:
             )
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
+        if type(head) is not bytes or type(tail) is not bytes:
+            raise TypeError(
+                f"head and tail must be bytes, not {type(head).__name__} and {type(tail).__name__}"
+            )
+        self._head = head  # b"" once a block took it
+        self._tail = tail  # b"" once a block took it
         begin = _checked_position(start, "start")
         self._open_ended = size is None
         length = MAX_POSITION - begin if size is None else _checked_position(size, "size")
@@ -782,8 +794,9 @@ class FileContent:
             raise StopIteration
         while self.position < self._end:
             n = min(self._blocksize, self._end - self.position)
+            last = not self._open_ended and self.position + n == self._end
             if self._read is None:
-                if self._check_growth and not self._open_ended and self.position + n == self._end:
+                if self._check_growth and last:
                     # The last block: its read tells whether the file grew.
                     block, found, self._more = self._reader.pread_last(self._fd, self.position, n, self._scanner)
                 else:
@@ -791,8 +804,16 @@ class FileContent:
             else:
                 block = self._read(n)
                 found = self._scanner.feed(block)
-            self.position += len(block)
-            if len(block) == 0:
+            got = len(block)
+            tail = self._tail if last and got == n else b""
+            if self._head or tail:
+                block = self._head + block + tail
+            if got:
+                self._head = b""
+                if tail:
+                    self._tail = b""
+            self.position += got
+            if got == 0:
                 if self._open_ended:
                     break
                 self._stop()
@@ -818,6 +839,10 @@ class FileContent:
             )
         self._done = True
         pending, self._pending = self._pending, None
+        if self._head or self._tail:
+            # No block took them: no content (head), or it ended open (tail).
+            pending = self._head + self._tail if pending is None else pending + self._tail
+            self._head = self._tail = b""
         if pending is None:
             raise StopIteration
         return pending

@@ -1184,16 +1184,26 @@ cdef class BlockReader:
         return block, found, bool(more)
 
     cdef object read_at(self, int fd, long long offset, Py_ssize_t n, BoundaryScanner scanner,
-                        long long *found, int *more=NULL):
+                        long long *found, int *more=NULL, bytes head=b"", bytes tail=b"",
+                        Py_ssize_t *read=NULL):
         """pread_scanned() of checked arguments; the scan's answer goes to
         ``found``.  With ``more``, the reads also tell whether the file goes
-        on after the ``n`` bytes (pread_last())."""
+        on after the ``n`` bytes (pread_last()).
+
+        ``head`` and ``tail`` (FileContent's) are put around the content in
+        the block itself: the content is read in place after ``head``, and
+        ``tail`` follows it only when all ``n`` bytes came.  Such a block is
+        never kept for reuse.  The count of content bytes read goes to
+        ``read``."""
         cdef Py_ssize_t got = 0, count = 0
+        cdef Py_ssize_t head_size = len(head), tail_size = len(tail)
         cdef int error = 0
         cdef bint scan, recycled
         cdef PyObject *raw
         cdef char *data
         if n == 0:
+            if read != NULL:
+                read[0] = 0
             if more != NULL:
                 more[0] = len(os.pread(fd, 1, offset)) > 0
             found[0] = scanner.feed(b"")
@@ -1203,11 +1213,16 @@ cdef class BlockReader:
         scan = scanner._tail != NULL and scanner._found < 0
         if scan:
             scanner.check_idle()
-        raw = self.take_recycled(n)
-        recycled = raw != NULL
-        if not recycled:
-            raw = new_block(n)
-        data = bytes_data_raw(raw)
+        if head_size or tail_size:
+            raw = new_block(head_size + n + tail_size)
+            recycled = False
+            memcpy(bytes_data_raw(raw), <const char *>head, head_size)
+        else:
+            raw = self.take_recycled(n)
+            recycled = raw != NULL
+            if not recycled:
+                raw = new_block(n)
+        data = bytes_data_raw(raw) + head_size
         scanner._busy = scan
         try:
             while True:
@@ -1237,6 +1252,18 @@ cdef class BlockReader:
             raise
         finally:
             scanner._busy = False
+        if read != NULL:
+            read[0] = got
+        if head_size or tail_size:
+            if got == n:
+                memcpy(data + n, <const char *>tail, tail_size)
+            else:
+                bytes_resize_raw(&raw, head_size + got)  # frees ``raw`` itself when it fails
+            block = <object>raw
+            decref_raw(raw)
+            if not scan:
+                found[0] = scanner.feed(memoryview(block)[head_size:head_size + got])
+            return block
         block = self.finish(raw, recycled, got, n)
         if not scan:
             found[0] = scanner.feed(block)
@@ -1282,6 +1309,12 @@ cdef class FileContent:
     :class:`~poster.errors.BoundaryCollisionError` for the delimiter (at
     content offset :attr:`collision`).  ``label`` names the part in their
     messages.  :attr:`position` is ``start`` plus the bytes read so far.
+
+    ``head`` and ``tail`` (``bytes``) go around the content: the first block
+    starts with ``head`` and the last ends with ``tail`` (an empty content
+    is the one block ``head + tail``, when that is not empty).  They are
+    neither scanned nor counted in :attr:`position`; content read by
+    offset is read into the block after ``head``, with no copy.
     """
 
     cdef object _read                # the callable, or None: read by offset
@@ -1297,10 +1330,13 @@ cdef class FileContent:
     cdef int _more                   # the last read found more bytes: 1, none: 0, not asked: -1
     cdef object _pending
     cdef str _label
+    cdef bytes _head                 # b"" once a block took it
+    cdef bytes _tail                 # b"" once a block took it
     cdef readonly long long position
     cdef readonly long long collision
 
-    def __init__(self, source, start, size, blocksize, delimiter, check_growth, label):
+    def __init__(self, source, start, size, blocksize, delimiter, check_growth, label,
+                 head=b"", tail=b""):
         cdef long long begin, length
         if isinstance(source, int):
             self._fd = checked_descriptor(source)
@@ -1314,6 +1350,12 @@ cdef class FileContent:
             )
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
+        if type(head) is not bytes or type(tail) is not bytes:
+            raise TypeError(
+                f"head and tail must be bytes, not {type(head).__name__} and {type(tail).__name__}"
+            )
+        self._head = head
+        self._tail = tail
         begin = checked_position(start, "start")
         self._open_ended = size is None
         length = MAX_POSITION - begin if size is None else checked_position(size, "size")
@@ -1339,25 +1381,36 @@ cdef class FileContent:
 
     def __next__(self):
         cdef long long found = -1
-        cdef Py_ssize_t n
+        cdef Py_ssize_t n, got = 0
+        cdef bint last
+        cdef bytes tail
         if self._done:
             raise StopIteration
         while self.position < self._end:
             n = self._blocksize if self._end - self.position > self._blocksize else self._end - self.position
+            last = not self._open_ended and self.position + n == self._end
+            tail = self._tail if last else b""
             if self._read is None:
-                if self._check_growth and not self._open_ended and self.position + n == self._end:
+                if self._check_growth and last:
                     # The last block: its read tells whether the file grew.
                     self._more = 0
                     block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found,
-                                                 &self._more)
+                                                 &self._more, self._head, tail, &got)
                 else:
-                    block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found)
+                    block = self._reader.read_at(self._fd, self.position, n, self._scanner, &found,
+                                                 NULL, self._head, tail, &got)
             else:
                 block = self._read(n)
                 found = self._scanner.feed(block)
-            n = len(block)
-            self.position += n
-            if n == 0:
+                got = len(block)
+                if self._head or (tail and got == n):
+                    block = self._head + block + (tail if got == n else b"")
+            if got:
+                self._head = b""
+                if last and got == n:
+                    self._tail = b""
+            self.position += got
+            if got == 0:
                 if self._open_ended:
                     break
                 self.stop()
@@ -1385,6 +1438,10 @@ cdef class FileContent:
         self._done = True
         pending = self._pending
         self._pending = None
+        if self._head or self._tail:
+            # No block took them: no content (head), or it ended open (tail).
+            pending = self._head + self._tail if pending is None else pending + self._tail
+            self._head = self._tail = b""
         if pending is None:
             raise StopIteration
         return pending

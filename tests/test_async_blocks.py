@@ -19,6 +19,11 @@ async def blocks_of(body):
     return [block async for block in body]
 
 
+def head_size(param):
+    """The delimiter line and header of ``param``: what its first block starts with."""
+    return len(b"--" + BOUNDARY.encode() + b"\r\n") + len(param._headers)
+
+
 def test_a_regular_file_comes_in_big_blocks(tmp_path):
     path = tmp_path / "big.bin"
     path.write_bytes(bytes(range(256)) * (3 * MiB // 256 + 100))
@@ -31,22 +36,52 @@ def test_a_regular_file_comes_in_big_blocks(tmp_path):
     assert b"".join(blocks) == b"".join(body)
 
 
+def test_a_file_part_adds_no_block_of_its_own(tmp_path):
+    # Fields, the part's header and the first content block go out together,
+    # the CRLF and close delimiter with the last: a 1 MiB upload is two
+    # blocks (two steps in the worker thread, two writes), and the same
+    # bytes as a sync iteration.
+    path = tmp_path / "one.bin"
+    path.write_bytes(bytes(range(256)) * (MiB // 256))
+    param = MultipartParam.from_file("f", str(path))
+    body, headers = multipart_encode([("a", "b"), param], BOUNDARY)
+    blocks = asyncio.run(blocks_of(body))
+    close = b"\r\n--" + BOUNDARY.encode() + b"--\r\n"
+    assert len(blocks) == 2
+    assert blocks[0].endswith(param._headers + path.read_bytes()[:ASYNC_FILE_BLOCKSIZE])
+    assert blocks[1] == path.read_bytes()[ASYNC_FILE_BLOCKSIZE:] + close
+    body.reset()
+    assert b"".join(body) == b"".join(blocks)
+    assert len(b"".join(blocks)) == int(headers["Content-Length"]) == body.tell()
+
+
+def test_a_big_head_goes_apart(tmp_path):
+    # Text before the file that fills more than half a block is its own
+    # block: no block is much more than the blocksize.
+    path = tmp_path / "one.bin"
+    path.write_bytes(bytes(100_000))
+    body, _ = multipart_encode([("a", "x" * 40_000), MultipartParam.from_file("f", str(path))], BOUNDARY)
+    sizes = [len(block) for block in body]
+    assert 40_000 < sizes[0] < 41_000 and sizes[1:3] == [64 * 1024, 100_000 - 64 * 1024]
+
+
 def test_a_bigger_blocksize_is_kept(tmp_path):
     path = tmp_path / "big.bin"
     path.write_bytes(bytes(5 * MiB))
-    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY, blocksize=4 * MiB)
+    param = MultipartParam.from_file("f", str(path))
+    body, _ = multipart_encode([param], BOUNDARY, blocksize=4 * MiB)
     sizes = [len(block) for block in asyncio.run(blocks_of(body))]
-    assert sizes[1] == 4 * MiB
+    assert sizes[0] == head_size(param) + 4 * MiB  # the part's header goes with its first block
 
 
 def test_a_paced_body_and_a_stream_keep_the_blocksize(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(300_000))
     paced, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY, rate=1e12)
-    assert max(len(block) for block in asyncio.run(blocks_of(paced))) == 64 * 1024
+    assert [len(block) for block in asyncio.run(blocks_of(paced))][1:4] == [64 * 1024] * 3
     stream = MultipartParam("f", fileobj=io.BytesIO(bytes(300_000)), filename="f.bin")
     body, _ = multipart_encode([stream], BOUNDARY)
-    assert max(len(block) for block in asyncio.run(blocks_of(body))) == 64 * 1024
+    assert [len(block) for block in asyncio.run(blocks_of(body))][1:4] == [64 * 1024] * 3
 
 
 def test_a_body_in_memory_is_made_on_the_loop_and_files_and_callbacks_in_a_thread(tmp_path):
@@ -190,7 +225,8 @@ def test_a_collision_read_ahead_is_raised_in_its_turn(tmp_path):
     content[at:at + 19] = b"\r\n--" + BOUNDARY.encode() + b"\r"
     path = tmp_path / "collides.bin"
     path.write_bytes(bytes(content))
-    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+    param = MultipartParam.from_file("f", str(path))
+    body, _ = multipart_encode([param], BOUNDARY)
 
     async def main():
         got = []
@@ -200,7 +236,7 @@ def test_a_collision_read_ahead_is_raised_in_its_turn(tmp_path):
         return got
 
     got = asyncio.run(main())
-    # The header and the first content block; the second holds the start of
-    # the delimiter line and is held back with the third.
-    assert [len(block) for block in got][1:] == [ASYNC_FILE_BLOCKSIZE]
+    # The header with the first content block; the second holds the start
+    # of the delimiter line and is held back with the third.
+    assert [len(block) for block in got] == [head_size(param) + ASYNC_FILE_BLOCKSIZE]
     assert b"--" + BOUNDARY.encode() + b"\r" not in b"".join(got)[200:]

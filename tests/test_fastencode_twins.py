@@ -519,11 +519,11 @@ def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
             assert len(set(results.values())) == 1, (method, results)
 
 
-def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth):
+def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth, *around):
     """Everything a FileContent gives: its blocks, then how it ended
     (``problem`` is the error it raised, as its type and message)."""
     try:
-        content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth, "part 'f'")
+        content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth, "part 'f'", *around)
     except Exception as exc:
         return ("raised", type(exc), str(exc))
     blocks = []
@@ -544,37 +544,59 @@ def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_
     blocksize=st.integers(1, 300),
     check_growth=st.booleans(),
     by=st.sampled_from(["fd", "read"]),
+    # What goes around the content; never scanned, though it may look like a delimiter.
+    around=st.sampled_from([(), (b"", b""), (b"H", b""), (b"", b"T"), (b"<head>", b"<tail>"),
+                            (b"\r\n--b", b"\r\n--b--\r\n"), (b"\n-", b"")]),
+    open_ended=st.booleans(),
 )
-def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, check_growth, by):
+def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, check_growth, by, around,
+                             open_ended):
     path = tmp_path_factory.mktemp("f") / "content"
     path.write_bytes(data)
-    size = max(0, len(data) - start + extra)
+    size = None if open_ended else max(0, len(data) - start + extra)
     results = []
     for twin in [reference] + TWINS:
         with open(path, "rb") as f:
             f.seek(start)
             source = f.fileno() if by == "fd" else (lambda n, f=f: read_block(twin)(f, n))
-            results.append(file_content_outcome(twin, source, start, size, blocksize, b"--b", check_growth))
+            results.append(file_content_outcome(twin, source, start, size, blocksize, b"--b", check_growth,
+                                                *around))
     assert all(result == results[0] for result in results), results
     status, blocks, problem, collision, position = results[0]
-    content = data[start:start + size]
+    head, tail = around or (b"", b"")
+    content = data[start:] if size is None else data[start:start + size]
     available = max(0, len(data) - start)
     sent = b"".join(blocks)
-    assert content.startswith(sent)
+    assert (head + content).startswith(sent) or (problem is None and sent == head + content + tail)
+    if blocks:
+        assert blocks[0].startswith(head)
+    sent = sent[len(head):]
     found = reference.find_collision(b"--b", content)
     if found >= 0:
         assert problem[0] is BoundaryCollisionError and collision == found
         assert f"part 'f' at byte {found}" in problem[1]
         assert reference.find_collision(b"--b", sent) < 0  # never let out
-    elif available < size:
+    elif size is not None and available < size:
         assert problem[0] is ContentSizeError and "shrank" in problem[1]
         assert position == start + available
-    elif check_growth and available > size:
+    elif size is not None and check_growth and available > size:
         assert problem[0] is ContentSizeError and "grew" in problem[1]
     else:
-        assert problem is None and sent == content and position == start + size
+        assert problem is None and sent == content + tail and position == start + len(content)
+        assert len(blocks) == max(1 if head + tail else 0, -(-len(content) // max(blocksize, 4)))
     if problem is not None and size:
         assert len(sent) < size  # the block that showed it never left
+
+
+@pytest.mark.parametrize("around", [(b"", "x"), ("x", b""), (bytearray(b"x"), b""), (b"", None)], ids=repr)
+def test_file_content_refuses_a_head_or_tail_not_bytes(tmp_path, around):
+    path = tmp_path / "content"
+    path.write_bytes(b"abcdefgh")
+    with open(path, "rb") as f:
+        results = [file_content_outcome(twin, f.fileno(), 0, 8, 4, b"--b", True, *around)
+                   for twin in [reference] + TWINS]
+    assert all(result == results[0] for result in results), results
+    assert results[0][:2] == ("raised", TypeError) and "head and tail must be bytes" in results[0][2]
 
 
 @pytest.mark.parametrize("args", [

@@ -73,8 +73,11 @@ def test_a_part_larger_than_the_block_is_sent_in_pieces(tmp_path):
     param = MultipartParam.from_file("file", str(path))
     body, _ = multipart_encode([("a", "b"), param], BOUNDARY, blocksize=4096)
     blocks = list(body)
-    assert [len(block) for block in blocks[1:-1]] == [4096, 4096, 1808]
-    assert blocks[0].endswith(param._headers)
+    # The header goes with the first block of content, the close delimiter with the last.
+    assert len(blocks) == 3
+    assert blocks[0].endswith(param._headers + data[:4096])
+    assert blocks[1] == data[4096:8192]
+    assert blocks[2] == data[8192:] + b"\r\n--" + BOUNDARY.encode() + b"--\r\n"
     assert b"".join(blocks) == expected([("a", "b")], [("file", "small.bin", data)])
 
 

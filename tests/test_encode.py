@@ -141,11 +141,45 @@ def test_encode_and_quote():
 
 
 def test_gen_boundary_is_random_hex():
-    seen = {gen_boundary() for _ in range(50)}
-    assert len(seen) == 50
+    seen = {gen_boundary() for _ in range(600)}  # more than one fetch of random bytes
+    assert len(seen) == 600
     for boundary in seen:
-        assert len(boundary) >= 32
+        assert len(boundary) == 32
         int(boundary, 16)
+
+
+def test_gen_boundary_in_threads_never_repeats():
+    import threading
+
+    seen = []
+
+    def make():
+        seen.extend(gen_boundary() for _ in range(2000))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == len(seen) == 8000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_makes_boundaries_of_its_own():
+    gen_boundary()  # the parent holds random digits it has not handed out
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.write(write_end, " ".join(gen_boundary() for _ in range(3)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as child:
+        theirs = set(child.read().decode().split())
+    ours = {gen_boundary() for _ in range(3)}
+    assert len(theirs) == 3 and not theirs & ours
 
 
 # -- html5 style ---------------------------------------------------------------

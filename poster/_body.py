@@ -175,6 +175,7 @@ def walk(
                 (last and whole) or (not whole and before <= blocksize // 2)
             )
             end = None
+            last_block: Optional[bytes] = None
             try:
                 pending += (delimiter_line, param._headers)
                 part_current = len(delimiter_line) + len(param._headers)
@@ -184,8 +185,9 @@ def walk(
                 items: Iterator[Any]
                 if around:
                     closed = last
-                    items = content(param, reading, None, b"".join(pending),
-                                    b"\r\n" + close_line if last else b"\r\n")
+                    before_content = b"".join(pending)
+                    after_content = b"\r\n" + close_line if last else b"\r\n"
+                    items = content(param, reading, None, before_content, after_content)
                     pending.clear()
                     pending_size = 0
                 elif whole:
@@ -198,7 +200,14 @@ def walk(
                     pending_size = 0
                 head = part_current
                 if not counting:  # size known, nothing to count: pass the content on as it comes
-                    if whole and not around:
+                    if around:
+                        # The block that ends the part leaves once its reading is
+                        # closed: a client that stops at the body's last byte
+                        # leaves no file open (nor a file object where it was).
+                        last_block = yield from _all_but_last(
+                            items, len(before_content) + param._filesize + len(after_content)
+                        )
+                    elif whole:
                         pending += items
                     else:
                         yield from items
@@ -214,6 +223,8 @@ def walk(
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)
+            if last_block is not None:
+                yield last_block
             if digests is not None:
                 digests.finish(param, hashers)
             if not around:
@@ -237,6 +248,16 @@ def walk(
             cb(None, current, current if total is None else total)
     if pending:
         yield b"".join(pending)
+
+
+def _all_but_last(blocks: Iterator[bytes], size: int) -> Generator[bytes, None, Optional[bytes]]:
+    """Yield ``blocks`` but the one that brings their length to ``size``, and return that one."""
+    for block in blocks:
+        size -= len(block)
+        if size == 0:
+            return block
+        yield block
+    return None
 
 
 def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbacks: bool) -> Iterator[bytes]:

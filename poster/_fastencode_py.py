@@ -740,8 +740,9 @@ class FileContent:
     ``head`` and ``tail`` (``bytes``) go around the content: the first block
     starts with ``head`` and the last ends with ``tail`` (an empty content
     is the one block ``head + tail``, when that is not empty).  They are
-    neither scanned nor counted in :attr:`position`; content read by
-    offset is read into the block after ``head``, with no copy.
+    neither scanned nor counted in :attr:`position` (here they are joined
+    to the blocks; the compiled twin reads content by offset into the block
+    after ``head``, with no copy).
     """
 
     def __init__(

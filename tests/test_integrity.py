@@ -757,3 +757,43 @@ def test_an_async_client_that_stops_at_the_last_byte_ends_the_body():
     assert asyncio.run(take_all_bytes()) == len(datagen)
     with pytest.raises(BodyConsumedError):
         b"".join(datagen)
+
+
+# -- a part's reading ends when its last byte is out --------------------------------------------
+
+def _stop_at_the_last_byte(body):
+    """What a client does that stops once it has ``len(body)`` bytes: never
+    asks for the end of the iteration."""
+    got = []
+    while sum(map(len, got)) < len(body):
+        got.append(next(body))
+    return b"".join(got)
+
+
+async def _async_blocks(body):
+    return b"".join([block async for block in body])
+
+
+@pytest.mark.parametrize("size", [0, 10, 40_000, 700_000])
+@pytest.mark.parametrize("how", ["stop at the last byte", "async for"])
+def test_the_last_block_leaves_with_the_file_closed_and_the_object_past_it(tmp_path, size, how):
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(size))
+    send = _stop_at_the_last_byte if how != "async for" else lambda body: asyncio.run(_async_blocks(body))
+    fields = [("a", "x")]
+    fds = len(os.listdir("/proc/self/fd"))
+    param = MultipartParam.from_file("f", str(path))
+    expected = b"".join(multipart_encode(fields + [param], BOUNDARY)[0])
+    assert send(multipart_encode(fields + [param], BOUNDARY)[0]) == expected
+    assert len(os.listdir("/proc/self/fd")) == fds  # from_file's descriptor is closed
+    with open(path, "rb") as f:
+        param = MultipartParam("f", fileobj=f, filename="f.bin")
+        expected = b"".join(multipart_encode(fields + [param], BOUNDARY)[0])
+        f.seek(0)
+        assert send(multipart_encode(fields + [param], BOUNDARY)[0]) == expected
+        assert f.tell() == size  # where reading it would have left it
+    stream = MultipartParam("f", fileobj=io.BytesIO(path.read_bytes()), filename="f.bin")
+    expected = b"".join(multipart_encode(fields + [stream], BOUNDARY)[0])
+    assert send(multipart_encode(fields + [stream], BOUNDARY)[0]) == expected
+    # The stream is free for another body at once.
+    assert b"".join(multipart_encode(fields + [stream], BOUNDARY)[0]) == expected

@@ -204,9 +204,13 @@ def walk(
                         # The block that ends the part leaves once its reading is
                         # closed: a client that stops at the body's last byte
                         # leaves no file open (nor a file object where it was).
-                        last_block = yield from _all_but_last(
-                            items, len(before_content) + param._filesize + len(after_content)
-                        )
+                        left = len(before_content) + param._filesize + len(after_content)
+                        for item in items:
+                            left -= len(item)
+                            if left == 0:
+                                last_block = item
+                                break
+                            yield item
                     elif whole:
                         pending += items
                     else:
@@ -248,16 +252,6 @@ def walk(
             cb(None, current, current if total is None else total)
     if pending:
         yield b"".join(pending)
-
-
-def _all_but_last(blocks: Iterator[bytes], size: int) -> Generator[bytes, None, Optional[bytes]]:
-    """Yield ``blocks`` but the one that brings their length to ``size``, and return that one."""
-    for block in blocks:
-        size -= len(block)
-        if size == 0:
-            return block
-        yield block
-    return None
 
 
 def part_blocks(param: MultipartParam, delimiter: bytes, blocksize: int, callbacks: bool) -> Iterator[bytes]:

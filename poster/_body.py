@@ -384,7 +384,11 @@ class MultipartStream:
         self.cb = cb
         self.blocksize = blocksize
         self._delimiter = b"--" + boundary.encode("ascii")
-        self.total = body_size(self._parts, self._delimiter)
+        try:
+            self.total = body_size(self._parts, self._delimiter)
+        except AttributeError:
+            _check_parts(self._parts)  # a TypeError that says what is wrong, if that is it
+            raise
         sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
         self._needs_async = any(isinstance(source, AsyncSource) for source in sources)
         # Parts that digest_of parts hash, whatever ``digest`` says.
@@ -1003,6 +1007,17 @@ class _AsyncBlocks:
             finally:
                 if loop is not None:
                     running_loop(None)
+
+
+def _check_parts(parts: List[Any]) -> None:
+    """Refuse what is not a part (a pair, a str: what ``multipart_encode`` takes)."""
+    for index, part in enumerate(parts):
+        if not isinstance(part, (MultipartParam, TextRun)):
+            raise TypeError(
+                f"a body is made of MultipartParam objects, not {type(part).__name__} "
+                f"(item {index}: {part!r:.60}); give (name, value) pairs to multipart_encode(), "
+                "or make params of them with MultipartParam.from_params()"
+            )
 
 
 def _read_by_offset(part: MultipartParam) -> bool:

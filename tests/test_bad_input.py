@@ -286,3 +286,11 @@ def test_param_without_content():
         param.encode("XX")
     with pytest.raises(ValueError, match="no value, file or filesize"):
         MultipartParam("f").get_size("XX")
+
+
+@pytest.mark.parametrize("params", [[("a", "b")], ["field"], {"a": "b"}, [MultipartParam("a", "b"), 3]], ids=repr)
+def test_a_body_made_of_what_is_not_a_part_says_so(params):
+    from poster.encode import MultipartBody
+
+    with pytest.raises(TypeError, match="a body is made of MultipartParam objects.*multipart_encode"):
+        MultipartBody(params, "XYZ")

@@ -46,9 +46,8 @@ The modules behind this one: ``_parts`` (the part model), ``_sources``
 from __future__ import annotations
 
 import os
-import threading
 import urllib.parse
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 from poster._body import DEFAULT_BLOCKSIZE, MultipartBody, MultipartStream
 from poster._parts import (
@@ -99,40 +98,47 @@ __all__ = [
 ]
 
 
-class _RandomHex:
-    """Hex digits from the OS's secure random source, fetched 4 KiB of
-    random bytes at a time: one system call per 256 boundaries, not one each.
-    A forked child drops what it inherited, so that it never hands out
-    the same boundaries as its parent."""
+class _Boundaries:
+    """Random boundaries of 32 hex digits, made 128 at a time from one read
+    of the OS's secure random source: one system call per 128 boundaries,
+    not one each.
 
-    FETCH = 4096
+    Taking one is one ``next()`` of a list iterator, which no other thread
+    and no signal handler can come between; so there is no lock (which a
+    signal handler calling :func:`gen_boundary` could deadlock on), and no
+    boundary is handed out twice.  A forked child drops what it inherited
+    (``os.register_at_fork``, as the ``random`` module reseeds), so parent and
+    child never share boundaries; a fork made from C, which runs no such
+    hooks, shares them as it shares the ``random`` module's state.
+    """
+
+    DIGITS = 32
+    COUNT = 128
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._digits = ""
-        self._at = 0
+        self._made: Iterator[str] = iter(())
 
-    def take(self, count: int) -> str:
-        with self._lock:
-            if self._at + count > len(self._digits):
-                self._digits, self._at = os.urandom(self.FETCH).hex(), 0
-            start = self._at
-            self._at += count
-            return self._digits[start:self._at]
+    def take(self) -> str:
+        try:
+            return next(self._made)
+        except StopIteration:
+            digits = os.urandom(self.DIGITS // 2 * self.COUNT).hex()
+            made = iter([digits[at:at + self.DIGITS] for at in range(0, len(digits), self.DIGITS)])
+            self._made = made
+            return next(made)
 
     def drop(self) -> None:
-        self._lock = threading.Lock()  # a child may inherit it held
-        self._digits, self._at = "", 0
+        self._made = iter(())
 
 
-_random_hex = _RandomHex()
+_boundaries = _Boundaries()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_random_hex.drop)
+    os.register_at_fork(after_in_child=_boundaries.drop)
 
 
 def gen_boundary() -> str:
     """A new random boundary: 32 hex digits from the OS's secure random source."""
-    return _random_hex.take(32)
+    return _boundaries.take()
 
 
 def encode_and_quote(data: Optional[Union[str, bytes]]) -> Optional[str]:

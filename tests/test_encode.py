@@ -164,6 +164,32 @@ def test_gen_boundary_in_threads_never_repeats():
     assert len(set(seen)) == len(seen) == 8000
 
 
+def test_gen_boundary_from_a_signal_handler_during_a_refill():
+    # The handler runs while the main thread is fetching random bytes:
+    # it must get a boundary of its own, not wait for the main thread.
+    import subprocess
+    import sys
+
+    code = """if True:
+        import os, signal
+        import poster.encode as encode
+        real = os.urandom
+        def urandom(n):
+            os.urandom = real
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return real(n)
+        got = []
+        signal.signal(signal.SIGUSR1, lambda *args: got.append(encode.gen_boundary()))
+        encode._boundaries.drop()
+        os.urandom = urandom
+        got.append(encode.gen_boundary())
+        assert len(got) == len(set(got)) == 2, got
+        print("ok")
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_a_forked_child_makes_boundaries_of_its_own():
     gen_boundary()  # the parent holds random digits it has not handed out

@@ -14,6 +14,7 @@ import io
 import itertools
 import threading
 import math
+import reprlib
 import time
 from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional, Tuple
 
@@ -386,10 +387,10 @@ class MultipartStream:
         self._delimiter = b"--" + boundary.encode("ascii")
         try:
             self.total = body_size(self._parts, self._delimiter)
-        except AttributeError:
+            sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
+        except (AttributeError, TypeError):
             _check_parts(self._parts)  # a TypeError that says what is wrong, if that is it
             raise
-        sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
         self._needs_async = any(isinstance(source, AsyncSource) for source in sources)
         # Parts that digest_of parts hash, whatever ``digest`` says.
         self._digest_of = any(isinstance(source, DigestSource) for source in sources)
@@ -1015,9 +1016,9 @@ def _check_parts(parts: List[Any]) -> None:
         if not isinstance(part, (MultipartParam, TextRun)):
             raise TypeError(
                 f"a body is made of MultipartParam objects, not {type(part).__name__} "
-                f"(item {index}: {part!r:.60}); give (name, value) pairs to multipart_encode(), "
-                "or make params of them with MultipartParam.from_params()"
-            )
+                f"(item {index}: {reprlib.repr(part)}); give (name, value) pairs to "
+                "multipart_encode(), or make params of them with MultipartParam.from_params()"
+            ) from None
 
 
 def _read_by_offset(part: MultipartParam) -> bool:

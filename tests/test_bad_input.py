@@ -288,9 +288,18 @@ def test_param_without_content():
         MultipartParam("f").get_size("XX")
 
 
-@pytest.mark.parametrize("params", [[("a", "b")], ["field"], {"a": "b"}, [MultipartParam("a", "b"), 3]], ids=repr)
+def _unknown_length():
+    yield b"x"
+
+
+@pytest.mark.parametrize("params", [
+    [("a", "b")], ["field"], {"a": "b"}, [MultipartParam("a", "b"), 3], [None], [MultipartParam],
+    [MultipartParam("f", fileobj=_unknown_length()), ("a", "b")],  # after a part of unknown length
+    [b"x" * 10_000_000],
+], ids=lambda params: repr(params)[:40])
 def test_a_body_made_of_what_is_not_a_part_says_so(params):
     from poster.encode import MultipartBody
 
-    with pytest.raises(TypeError, match="a body is made of MultipartParam objects.*multipart_encode"):
+    with pytest.raises(TypeError, match="a body is made of MultipartParam objects.*multipart_encode") as raised:
         MultipartBody(params, "XYZ")
+    assert raised.value.__suppress_context__ and len(str(raised.value)) < 300

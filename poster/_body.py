@@ -205,13 +205,9 @@ def walk(
                         # The block that ends the part leaves once its reading is
                         # closed: a client that stops at the body's last byte
                         # leaves no file open (nor a file object where it was).
-                        left = len(before_content) + param._filesize + len(after_content)
-                        for item in items:
-                            left -= len(item)
-                            if left == 0:
-                                last_block = item
-                                break
-                            yield item
+                        blocks: Any = items  # the FileContent itself: nothing hashes it
+                        yield from blocks.until_last()
+                        last_block = blocks.last
                     elif whole:
                         pending += items
                     else:

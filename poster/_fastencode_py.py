@@ -743,6 +743,9 @@ class FileContent:
     neither scanned nor counted in :attr:`position` (here they are joined
     to the blocks; the compiled twin reads content by offset into the block
     after ``head``, with no copy).
+
+    :meth:`until_last` makes it stop before the last block, which is then
+    :attr:`last` (once every check has passed).
     """
 
     def __init__(
@@ -767,6 +770,8 @@ class FileContent:
             )
         self._head = head  # b"" once a block took it
         self._tail = tail  # b"" once a block took it
+        self._hold = False  # keep the last block back, as ``last``
+        self.last: Optional[bytes] = None
         begin = _checked_position(start, "start")
         self._open_ended = size is None
         length = MAX_POSITION - begin if size is None else _checked_position(size, "size")
@@ -788,6 +793,12 @@ class FileContent:
         self._more: Optional[bool] = None
 
     def __iter__(self) -> "FileContent":
+        return self
+
+    def until_last(self) -> "FileContent":
+        """This iterator, made to stop before the last block: that one is
+        :attr:`last` once the iteration has ended without an error."""
+        self._hold = True
         return self
 
     def __next__(self) -> Any:
@@ -845,6 +856,9 @@ class FileContent:
             pending = self._head + self._tail if pending is None else pending + self._tail
             self._head = self._tail = b""
         if pending is None:
+            raise StopIteration
+        if self._hold:
+            self.last = pending
             raise StopIteration
         return pending
 

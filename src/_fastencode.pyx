@@ -1315,6 +1315,9 @@ cdef class FileContent:
     is the one block ``head + tail``, when that is not empty).  They are
     neither scanned nor counted in :attr:`position`; content read by
     offset is read into the block after ``head``, with no copy.
+
+    :meth:`until_last` makes it stop before the last block, which is then
+    :attr:`last` (once every check has passed).
     """
 
     cdef object _read                # the callable, or None: read by offset
@@ -1332,6 +1335,8 @@ cdef class FileContent:
     cdef str _label
     cdef bytes _head                 # b"" once a block took it
     cdef bytes _tail                 # b"" once a block took it
+    cdef bint _hold                  # keep the last block back, as ``last``
+    cdef readonly object last
     cdef readonly long long position
     cdef readonly long long collision
 
@@ -1356,6 +1361,8 @@ cdef class FileContent:
             )
         self._head = head
         self._tail = tail
+        self._hold = False
+        self.last = None
         begin = checked_position(start, "start")
         self._open_ended = size is None
         length = MAX_POSITION - begin if size is None else checked_position(size, "size")
@@ -1377,6 +1384,12 @@ cdef class FileContent:
         self._more = -1
 
     def __iter__(self):
+        return self
+
+    def until_last(self):
+        """This iterator, made to stop before the last block: that one is
+        :attr:`last` once the iteration has ended without an error."""
+        self._hold = True
         return self
 
     def __next__(self):
@@ -1443,6 +1456,9 @@ cdef class FileContent:
             pending = self._head + self._tail if pending is None else pending + self._tail
             self._head = self._tail = b""
         if pending is None:
+            raise StopIteration
+        if self._hold:
+            self.last = pending
             raise StopIteration
         return pending
 

@@ -519,9 +519,11 @@ def test_pread_scanned_argument_errors_agree(tmp_path, args, scanner):
             assert len(set(results.values())) == 1, (method, results)
 
 
-def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth, *around):
+def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_growth, *around,
+                         hold=False):
     """Everything a FileContent gives: its blocks, then how it ended
-    (``problem`` is the error it raised, as its type and message)."""
+    (``problem`` is the error it raised, as its type and message).  With
+    ``hold``, it is iterated ``until_last()`` and ``last`` added at the end."""
     try:
         content = twin.FileContent(source, start, size, blocksize, delimiter, check_growth, "part 'f'", *around)
     except Exception as exc:
@@ -529,11 +531,15 @@ def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_
     blocks = []
     problem = None
     try:
-        for block in content:
+        for block in content.until_last() if hold else content:
             blocks.append(bytes(block))
     except ValueError as exc:
         problem = (type(exc), str(exc))
     assert list(content) == []  # ended for good
+    if not hold or problem is not None:
+        assert content.last is None
+    elif content.last is not None:
+        blocks.append(bytes(content.last))
     return ("ok", blocks, problem, content.collision, content.position)
 
 
@@ -548,9 +554,10 @@ def file_content_outcome(twin, source, start, size, blocksize, delimiter, check_
     around=st.sampled_from([(), (b"", b""), (b"H", b""), (b"", b"T"), (b"<head>", b"<tail>"),
                             (b"\r\n--b", b"\r\n--b--\r\n"), (b"\n-", b"")]),
     open_ended=st.booleans(),
+    hold=st.booleans(),
 )
 def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, check_growth, by, around,
-                             open_ended):
+                             open_ended, hold):
     path = tmp_path_factory.mktemp("f") / "content"
     path.write_bytes(data)
     size = None if open_ended else max(0, len(data) - start + extra)
@@ -560,7 +567,7 @@ def test_file_content_agrees(tmp_path_factory, data, start, extra, blocksize, ch
             f.seek(start)
             source = f.fileno() if by == "fd" else (lambda n, f=f: read_block(twin)(f, n))
             results.append(file_content_outcome(twin, source, start, size, blocksize, b"--b", check_growth,
-                                                *around))
+                                                *around, hold=hold))
     assert all(result == results[0] for result in results), results
     status, blocks, problem, collision, position = results[0]
     head, tail = around or (b"", b"")

@@ -119,13 +119,12 @@ class _Boundaries:
         self._made: Iterator[str] = iter(())
 
     def take(self) -> str:
-        try:
-            return next(self._made)
-        except StopIteration:
-            digits = os.urandom(self.DIGITS // 2 * self.COUNT).hex()
-            made = iter([digits[at:at + self.DIGITS] for at in range(0, len(digits), self.DIGITS)])
-            self._made = made
-            return next(made)
+        while True:  # again if other threads took every new one meanwhile
+            try:
+                return next(self._made)
+            except StopIteration:
+                digits = os.urandom(self.DIGITS // 2 * self.COUNT).hex()
+                self._made = iter([digits[at:at + self.DIGITS] for at in range(0, len(digits), self.DIGITS)])
 
     def drop(self) -> None:
         self._made = iter(())

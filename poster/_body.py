@@ -35,7 +35,9 @@ DEFAULT_BLOCKSIZE = 64 * 1024
 #: reading and the hashers to feed (or None), an iterator of what to yield
 #: (``bytes`` blocks, or the counts of bytes it put on a socket itself).
 #: With ``walk(content_around=True)`` it may also be given ``head`` and
-#: ``tail``, bytes to put before and after the content, in its blocks.
+#: ``tail``, bytes to put before and after the content, in its blocks; it
+#: then returns the ``FileContent`` itself (the walk holds its last block
+#: back with ``until_last()``).
 Content = Callable[..., Iterator[Any]]
 
 
@@ -556,11 +558,7 @@ class MultipartStream:
                 if self._blocks is not blocks:  # reset since this loop began
                     raise self._consumed_error()
                 if self.rate is not None:
-                    time.sleep(self._pace(len(block)))
-                    with self._lock:  # a reset while it slept ended this walk
-                        if self._blocks is not blocks:
-                            raise self._consumed_error()
-                        self._sent += len(block)
+                    self._count_when_due(blocks, block)
                 else:
                     self._sent += len(block)
                 yield block
@@ -583,15 +581,19 @@ class MultipartStream:
             blocks = self._running()
             block = self._step(blocks, count=self.rate is None)
         if self.rate is not None:
-            # Counted once it is due: a reset while it waits ends this walk.
-            time.sleep(self._pace(len(block)))
-            with self._lock:
-                if self._blocks is not blocks:
-                    raise self._consumed_error()
-                self._sent += len(block)
+            self._count_when_due(blocks, block)
         return block
 
     next = __next__  # poster 0.8.1's spelling
+
+    def _count_when_due(self, blocks: Generator[Any, None, None], block: bytes) -> None:
+        """Wait until ``block`` is due (``rate``), then count it in :meth:`tell`;
+        a reset while it waited ended the walk ``blocks``, and this iteration."""
+        time.sleep(self._pace(len(block)))
+        with self._lock:
+            if self._blocks is not blocks:
+                raise self._consumed_error()
+            self._sent += len(block)
 
     def _step(self, blocks: Generator[Any, None, None], count: bool = True) -> bytes:
         """The next block of the walk ``blocks`` (the lock held), counted in

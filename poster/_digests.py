@@ -107,10 +107,6 @@ class Digests:
             if isinstance(source, DigestSource):
                 self._wanted.setdefault(id(source.part), []).append(source.algorithm)
 
-    @property
-    def active(self) -> bool:
-        return self.algorithm is not None or bool(self._wanted)
-
     def hashers_for(self, param: Any) -> Optional[Hashers]:
         """The hashers for ``param``'s content, or None when nothing hashes it."""
         algorithms = list(self._wanted.get(id(param), ()))

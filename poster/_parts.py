@@ -643,10 +643,6 @@ class MultipartParam:
         """The part's size for a delimiter of ``delimiter_length`` bytes (None: not known)."""
         return part_size(delimiter_length, len(self._headers), self.content_size())
 
-    def _is_async(self) -> bool:
-        """Whether the content is an async source, readable by ``async for`` only."""
-        return isinstance(self._source, AsyncSource)
-
     def label(self) -> str:
         """How errors name this part."""
         return f"part {self._name!r}" if self._name is not None else "a part without a name"

@@ -13,6 +13,8 @@ __all__ = [
     "BlockReader",
     "FileContent",
     "readinto_exact",
+    "measure_file",
+    "is_same_file",
 ]
 
 class BoundaryScanner:
@@ -61,3 +63,5 @@ class FileContent:
     def __next__(self) -> Any: ...
 
 def readinto_exact(fileobj: Any, buffer: Any) -> int: ...
+def measure_file(path: Any) -> Optional[Tuple[int, int, int]]: ...
+def is_same_file(fd: int, identity: Tuple[int, int, int]) -> bool: ...

@@ -18,13 +18,16 @@ It owns every loop over bytes:
 * :class:`BlockReader` and :func:`readinto_exact` move file content, and
   :class:`FileContent` hands out a file part's content block by block,
   checked for the boundary and for its size; it raises the errors of
-  :mod:`poster.errors` itself.
+  :mod:`poster.errors` itself;
+* :func:`measure_file` measures a file by its path, and :func:`is_same_file`
+  tells whether a file opened again is the one measured.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import stat
 import sys
 from typing import Any, List, Optional, Tuple
 
@@ -41,6 +44,8 @@ __all__ = [
     "BlockReader",
     "FileContent",
     "readinto_exact",
+    "measure_file",
+    "is_same_file",
 ]
 
 def _pattern_for(delimiter: Any) -> bytes:
@@ -912,3 +917,17 @@ def readinto_exact(fileobj: Any, buffer: Any) -> int:
             break
         got += count
     return got
+
+
+def measure_file(path: Any) -> Optional[Tuple[int, int, int]]:
+    """``(st_dev, st_ino, st_size)`` of the file at ``path`` (str or bytes),
+    with the errors of ``os.stat``; None when it is not a regular file."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size) if stat.S_ISREG(st.st_mode) else None
+
+
+def is_same_file(fd: int, identity: Tuple[int, int, int]) -> bool:
+    """Whether the open descriptor ``fd`` is a regular file whose
+    ``(st_dev, st_ino, st_size)`` is ``identity``."""
+    st = os.fstat(fd)
+    return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_size) == identity

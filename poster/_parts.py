@@ -511,8 +511,8 @@ class MultipartParam:
         of an upload.
         """
         path = os.fspath(filename)
-        st = os.stat(path)  # FileNotFoundError / PermissionError, now
-        if not stat.S_ISREG(st.st_mode):
+        identity = _backend.impl.measure_file(path)  # FileNotFoundError / PermissionError, now
+        if identity is None:
             raise ValueError(f"{path!r} is not a regular file; only files can be uploaded")
         if not os.access(path, os.R_OK):
             raise PermissionError(f"{path!r} is not readable")
@@ -521,11 +521,11 @@ class MultipartParam:
             paramname,
             filename=basename,
             filetype=mimetypes.guess_type(basename)[0],
-            filesize=st.st_size,
+            filesize=identity[2],
             style=style,
             headers=headers,
         )
-        param._source = PathSource(path, st)
+        param._source = PathSource(path, identity)
         param._check_growth = True
         return param
 

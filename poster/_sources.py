@@ -118,9 +118,9 @@ class PathSource:
 
     __slots__ = ("path", "identity")
 
-    def __init__(self, path: Path, st: os.stat_result) -> None:
+    def __init__(self, path: Path, identity: Tuple[int, int, int]) -> None:
         self.path = path
-        self.identity = _identity(st)
+        self.identity = identity  # (st_dev, st_ino, st_size) when measured
 
     def open(self, label: str) -> Reading:
         try:
@@ -133,8 +133,8 @@ class PathSource:
                 f"({exc.strerror}); make the param again"
             ) from exc
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or _identity(st) != self.identity:
+            if not _backend.impl.is_same_file(fd, self.identity):
+                st = os.fstat(fd)
                 raise SourceChangedError(
                     f"{label}: {os.fsdecode(self.path)!r} is no longer the file that "
                     f"was measured when the part was made ({_describe(self.identity, st)}); "
@@ -147,10 +147,6 @@ class PathSource:
 
     def reset(self) -> None:
         """Nothing to rewind: every reading opens the file anew."""
-
-
-def _identity(st: os.stat_result) -> Tuple[int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size)
 
 
 def _describe(identity: Tuple[int, int, int], st: os.stat_result) -> str:

@@ -18,7 +18,9 @@ run in C:
   scanned in one stretch without the GIL (:meth:`BlockReader.pread_scanned`);
 * :func:`render_value_parts` renders a run of in-memory parts into one
   ``bytes`` with a single allocation, :func:`render_text_pairs` a run of
-  plain text fields straight from their ``(name, value)`` pairs.
+  plain text fields straight from their ``(name, value)`` pairs;
+* :func:`measure_file` and :func:`is_same_file` call ``stat`` and ``fstat``
+  without making an ``os.stat_result``.
 
 Python-level errors are raised here, at the edge (those of a body are the
 classes of :mod:`poster.errors`, as in the twin); the C helpers only report
@@ -40,6 +42,7 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 import base64
 import io
 import os
+import stat
 import sys
 
 from poster.errors import BoundaryCollisionError, ContentSizeError
@@ -1512,3 +1515,78 @@ def readinto_exact(fileobj, buffer):
             break
         got += count
     return got
+
+
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    /* The C library's st_ino means nothing here: os.stat answers instead. */
+    static int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) {
+        (void)path; (void)dev; (void)ino; (void)size;
+        return -2;
+    }
+    static int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) {
+        (void)fd; (void)dev; (void)ino; (void)size;
+        return -2;
+    }
+    #else
+    #include <sys/stat.h>
+    /* stat(path): 1 with its device, inode and size when it is a regular
+       file, 0 when it is something else, -1 (errno set) when stat fails. */
+    static int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return -1;
+        *dev = (unsigned long long)st.st_dev;
+        *ino = (unsigned long long)st.st_ino;
+        *size = (long long)st.st_size;
+        return S_ISREG(st.st_mode) ? 1 : 0;
+    }
+    /* 1 when the descriptor is a regular file of that device, inode and
+       size, 0 when it is not, -1 (errno set) when fstat fails. */
+    static int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) {
+        struct stat st;
+        if (fstat(fd, &st) != 0)
+            return -1;
+        return S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev
+            && (unsigned long long)st.st_ino == ino && (long long)st.st_size == size;
+    }
+    #endif
+    """
+    int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) nogil
+    int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) nogil
+
+
+def measure_file(path):
+    """``(st_dev, st_ino, st_size)`` of the file at ``path`` (str or bytes),
+    with the errors of ``os.stat``; None when it is not a regular file."""
+    cdef bytes encoded = os.fsencode(path)
+    cdef unsigned long long dev = 0, ino = 0
+    cdef long long size = 0
+    cdef int kind = -2
+    if b"\0" not in encoded:
+        kind = poster_measure_file(encoded, &dev, &ino, &size)
+    if kind < 0:  # an error, or no stat here: os.stat raises it (or answers)
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino, st.st_size) if stat.S_ISREG(st.st_mode) else None
+    return (dev, ino, size) if kind == 1 else None
+
+
+def is_same_file(int fd, tuple identity):
+    """Whether the open descriptor ``fd`` is a regular file whose
+    ``(st_dev, st_ino, st_size)`` is ``identity``."""
+    cdef unsigned long long dev, ino
+    cdef long long size
+    cdef int same
+    try:
+        dev, ino, size = identity
+    except OverflowError:  # no file has such numbers; os.fstat compares them
+        same = -2
+    else:
+        same = poster_same_file(fd, dev, ino, size)
+    if same == -2:
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_size) == identity
+    if same < 0:
+        raise OSError(errno, os.strerror(errno))
+    return same == 1

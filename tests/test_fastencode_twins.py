@@ -698,3 +698,68 @@ def test_write_text_pairs_agree(pairs, html5, delimiter, off):
 ], ids=repr)
 def test_write_text_pairs_argument_errors_agree(args):
     assert same_everywhere("write_text_pairs", *args)[0] == "raised"
+
+
+# ---------------------------------------------------------------------------
+# Measuring a file by its path, and knowing it again once opened
+
+
+def test_measure_file_agrees(tmp_path):
+    regular = tmp_path / "f.bin"
+    regular.write_bytes(b"x" * 1234)
+    st = os.stat(regular)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    os.symlink(regular, tmp_path / "link")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    cases = {
+        "regular": (str(regular), ("ok", (st.st_dev, st.st_ino, 1234))),
+        "as bytes": (os.fsencode(regular), ("ok", (st.st_dev, st.st_ino, 1234))),
+        "through a link": (str(tmp_path / "link"), ("ok", (st.st_dev, st.st_ino, 1234))),
+        "a directory": (str(tmp_path), ("ok", None)),
+        "a fifo": (str(tmp_path / "fifo"), ("ok", None)),
+    }
+    for what, (path, expected) in cases.items():
+        assert same_everywhere("measure_file", path) == expected, what
+    for path in (str(tmp_path / "missing"), str(tmp_path / "dangling"), str(tmp_path / "not-a-dir" / "f"),
+                 str(tmp_path / "nul\0byte"), b"nul\0byte", str(tmp_path / ("\udcff" * 3))):
+        assert same_everywhere("measure_file", path)[0] == "raised", path
+    for twin in TWINS:  # the very errors of os.stat, with the path named
+        with pytest.raises(FileNotFoundError) as caught:
+            twin.measure_file(str(tmp_path / "missing"))
+        assert caught.value.filename == str(tmp_path / "missing")
+
+
+def test_measure_file_reads_names_that_are_not_utf8(tmp_path):
+    path = os.fsencode(tmp_path) + b"/caf\xe9.bin"
+    with open(path, "wb") as f:
+        f.write(b"abc")
+    st = os.stat(path)
+    for name in (path, os.fsdecode(path)):
+        assert same_everywhere("measure_file", name) == ("ok", (st.st_dev, st.st_ino, 3))
+
+
+def test_is_same_file_agrees(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 100)
+    st = os.stat(path)
+    identity = (st.st_dev, st.st_ino, 100)
+    fd = os.open(path, os.O_RDONLY)
+    directory = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert same_everywhere("is_same_file", fd, identity) == ("ok", True)
+        for other in [(st.st_dev, st.st_ino, 99), (st.st_dev, st.st_ino + 1, 100), (st.st_dev + 1, st.st_ino, 100),
+                      (-1, st.st_ino, 100), (st.st_dev, 2 ** 70, 100)]:
+            assert same_everywhere("is_same_file", fd, other) == ("ok", False), other
+        os.truncate(path, 50)
+        assert same_everywhere("is_same_file", fd, identity) == ("ok", False)
+        assert same_everywhere("is_same_file", fd, (st.st_dev, st.st_ino, 50)) == ("ok", True)
+        st_dir = os.fstat(directory)
+        assert same_everywhere("is_same_file", directory, (st_dir.st_dev, st_dir.st_ino, st_dir.st_size)) == ("ok", False)
+    finally:
+        os.close(fd)
+        os.close(directory)
+    for twin in TWINS:  # a descriptor that is not open: fstat's error
+        with pytest.raises(OSError) as caught:
+            twin.is_same_file(fd, identity)
+        assert caught.value.errno == 9

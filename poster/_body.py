@@ -522,13 +522,13 @@ class MultipartStream:
                 "`async for` (an async client such as httpx.AsyncClient or aiohttp)"
             )
 
-    def _running(self, file_blocksize: int = 0) -> Generator[Any, None, None]:
+    def _running(self, file_blocksize: int = 0, whole_file: int = 0) -> Generator[Any, None, None]:
         """The walk under way, or a new one for a body that is fresh (see
         :meth:`_generate`)."""
         if self._blocks is None:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
-            self._blocks = self._generate(file_blocksize or self.blocksize)
+            self._blocks = self._generate(file_blocksize or self.blocksize, whole_file)
         elif self._held is self._blocks:
             raise BodyConsumedError(
                 "an async iteration of this body holds a block it made ahead, not "
@@ -623,16 +623,22 @@ class MultipartStream:
         self._interrupted = False
         return _AsyncBlocks(self)
 
-    def _generate(self, file_blocksize: int) -> Generator[Any, None, None]:
+    def _generate(self, file_blocksize: int, whole_file: int = 0) -> Generator[Any, None, None]:
         """The body's blocks, for iteration; a regular file's content (read
-        by offset) in blocks of ``file_blocksize``."""
+        by offset) in blocks of ``file_blocksize``, or in one block when it
+        is at most ``whole_file`` bytes."""
         delimiter, blocksize = self._delimiter, self.blocksize
 
         def content(
             param: MultipartParam, reading: Reading, hashers: Optional[Hashers],
             head: bytes = b"", tail: bytes = b"",
         ) -> Iterator[bytes]:
-            size = file_blocksize if reading.read is None else blocksize
+            if reading.read is not None:
+                size = blocksize
+            elif param._filesize is not None and param._filesize <= whole_file:
+                size = max(file_blocksize, param._filesize)
+            else:
+                size = file_blocksize
             return file_content(param, reading, delimiter, size, hashers, head, tail)
 
         return walk(self._walk_parts(), delimiter, blocksize, content, self.cb, self.total,
@@ -825,14 +831,21 @@ def _retrieve(future: "asyncio.Future[Any]") -> None:
 #: client, far more than reading its bytes.
 ASYNC_FILE_BLOCKSIZE = 512 * 1024
 
+#: A regular file of at most this many bytes goes in one block of an async
+#: iteration (unless paced): one hop and one write for the whole file.  A
+#: bigger one goes in blocks of ASYNC_FILE_BLOCKSIZE, which keeps a large
+#: upload's memory flat (two blocks, with the one read ahead).
+ASYNC_WHOLE_FILE = 1024 * 1024
+
 
 class _AsyncBlocks:
     """The async iteration of a body: each block is made in a worker thread.
 
     The content of a regular file (read by offset) comes in blocks of
     :data:`ASYNC_FILE_BLOCKSIZE` bytes or the body's ``blocksize``, whichever
-    is more (the body's own when it is paced by ``rate``); everything else
-    in blocks of ``blocksize``.  A body that reads no source (its parts are
+    is more, and in one block when it is at most :data:`ASYNC_WHOLE_FILE`
+    bytes (in blocks of the body's own size when it is paced by ``rate``);
+    everything else in blocks of ``blocksize``.  A body that reads no source (its parts are
     all in memory) and has no callbacks is made on the event loop, with no
     thread at all, yielding to the loop before each block.
 
@@ -900,9 +913,12 @@ class _AsyncBlocks:
             raise StopAsyncIteration
         body = self._body
         if self._blocks is None:
-            file_blocksize = body.blocksize if body.rate is not None else max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
+            if body.rate is not None:  # paced: blocks of its own size
+                file_blocksize, whole_file = body.blocksize, 0
+            else:
+                file_blocksize, whole_file = max(body.blocksize, ASYNC_FILE_BLOCKSIZE), ASYNC_WHOLE_FILE
             with body._lock:
-                self._blocks = body._running(file_blocksize)
+                self._blocks = body._running(file_blocksize, whole_file)
         if self._in_thread:
             block = await self._step_in_thread()
         else:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from poster._body import ASYNC_FILE_BLOCKSIZE
+from poster._body import ASYNC_FILE_BLOCKSIZE, ASYNC_WHOLE_FILE
 from poster.encode import MultipartParam, multipart_encode
 from poster.errors import BoundaryCollisionError
 
@@ -36,20 +36,37 @@ def test_a_regular_file_comes_in_big_blocks(tmp_path):
     assert b"".join(blocks) == b"".join(body)
 
 
-def test_a_file_part_adds_no_block_of_its_own(tmp_path):
-    # Fields, the part's header and the first content block go out together,
-    # the CRLF and close delimiter with the last: a 1 MiB upload is two
-    # blocks (two steps in the worker thread, two writes), and the same
-    # bytes as a sync iteration.
+def test_a_file_of_at_most_a_mebibyte_is_one_block(tmp_path):
+    # Fields, the part's header, the content, its CRLF and the close
+    # delimiter go out together: a 1 MiB upload is one step in the worker
+    # thread and one write, and the same bytes as a sync iteration.
     path = tmp_path / "one.bin"
-    path.write_bytes(bytes(range(256)) * (MiB // 256))
+    path.write_bytes(bytes(range(256)) * (ASYNC_WHOLE_FILE // 256))
     param = MultipartParam.from_file("f", str(path))
     body, headers = multipart_encode([("a", "b"), param], BOUNDARY)
     blocks = asyncio.run(blocks_of(body))
     close = b"\r\n--" + BOUNDARY.encode() + b"--\r\n"
-    assert len(blocks) == 2
-    assert blocks[0].endswith(param._headers + path.read_bytes()[:ASYNC_FILE_BLOCKSIZE])
-    assert blocks[1] == path.read_bytes()[ASYNC_FILE_BLOCKSIZE:] + close
+    assert len(blocks) == 1
+    assert blocks[0].endswith(param._headers + path.read_bytes() + close)
+    body.reset()
+    assert b"".join(body) == blocks[0]
+    assert len(blocks[0]) == int(headers["Content-Length"]) == body.tell()
+
+
+def test_a_file_part_adds_no_block_of_its_own(tmp_path):
+    # A byte more than ASYNC_WHOLE_FILE: blocks of ASYNC_FILE_BLOCKSIZE,
+    # the header in the first, the CRLF and close delimiter in the last.
+    path = tmp_path / "one.bin"
+    path.write_bytes(bytes(range(256)) * (ASYNC_WHOLE_FILE // 256) + b"!")
+    content = path.read_bytes()
+    param = MultipartParam.from_file("f", str(path))
+    body, headers = multipart_encode([("a", "b"), param], BOUNDARY)
+    blocks = asyncio.run(blocks_of(body))
+    close = b"\r\n--" + BOUNDARY.encode() + b"--\r\n"
+    assert len(blocks) == 3
+    assert blocks[0].endswith(param._headers + content[:ASYNC_FILE_BLOCKSIZE])
+    assert blocks[1] == content[ASYNC_FILE_BLOCKSIZE:2 * ASYNC_FILE_BLOCKSIZE]
+    assert blocks[2] == b"!" + close
     body.reset()
     assert b"".join(body) == b"".join(blocks)
     assert len(b"".join(blocks)) == int(headers["Content-Length"]) == body.tell()

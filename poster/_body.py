@@ -385,13 +385,14 @@ class MultipartStream:
         self._delimiter = b"--" + boundary.encode("ascii")
         try:
             self.total = body_size(self._parts, self._delimiter)
-            sources = [part._source for part in self._parts if not isinstance(part, TextRun)]
+            # The kinds of sources read (exact classes: none is subclassed).
+            kinds = {part._source.__class__ for part in self._parts}
         except (AttributeError, TypeError):
             _check_parts(self._parts)  # a TypeError that says what is wrong, if that is it
             raise
-        self._needs_async = any(isinstance(source, AsyncSource) for source in sources)
+        self._needs_async = AsyncSource in kinds
         # Parts that digest_of parts hash, whatever ``digest`` says.
-        self._digest_of = any(isinstance(source, DigestSource) for source in sources)
+        self._digest_of = DigestSource in kinds
         if self._digest_of:
             check_order(self._parts)
         self._digests = self._new_digests()

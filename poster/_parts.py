@@ -705,8 +705,9 @@ class TextRun:
     __slots__ = ("pairs", "style", "html5", "length")
 
     #: No value of its own: render_value_parts stops before a run, as it
-    #: stops before a file part.
+    #: stops before a file part; and nothing to read.
     _value = None
+    _source = None
 
     def __init__(self, pairs: List[Tuple[Any, Any]], style: str, length: int) -> None:
         self.pairs = pairs

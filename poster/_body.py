@@ -322,7 +322,8 @@ class MultipartStream:
     Iterate it for ``bytes`` blocks (``b"".join(body)`` is the whole body),
     and ``async for`` reads files in a worker thread (and async sources on
     the event loop; a body holding one can only be sent with ``async for``),
-    a regular file in blocks of at least 512 KiB unless ``rate`` paces it;
+    a regular file in blocks of at least 512 KiB (one block for a file of
+    at most 1 MiB) unless ``rate`` paces it;
     a body held in memory and without callbacks is made on the event loop,
     a block at a time, and files are read one block ahead of the client.
     ``reset()`` (or ``seek(0)``) rewinds every part so
@@ -385,7 +386,8 @@ class MultipartStream:
         self._delimiter = b"--" + boundary.encode("ascii")
         try:
             self.total = body_size(self._parts, self._delimiter)
-            # The kinds of sources read (exact classes: none is subclassed).
+            # The classes of the parts' sources (NoneType for a value or a
+            # text run); AsyncSource and DigestSource are final.
             kinds = {part._source.__class__ for part in self._parts}
         except (AttributeError, TypeError):
             _check_parts(self._parts)  # a TypeError that says what is wrong, if that is it
@@ -525,7 +527,8 @@ class MultipartStream:
 
     def _running(self, file_blocksize: int = 0, whole_file: int = 0) -> Generator[Any, None, None]:
         """The walk under way, or a new one for a body that is fresh (see
-        :meth:`_generate`)."""
+        :meth:`_generate`: ``file_blocksize`` defaults to ``blocksize``, and
+        ``whole_file`` to 0, no file in one block)."""
         if self._blocks is None:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
@@ -846,9 +849,9 @@ class _AsyncBlocks:
     :data:`ASYNC_FILE_BLOCKSIZE` bytes or the body's ``blocksize``, whichever
     is more, and in one block when it is at most :data:`ASYNC_WHOLE_FILE`
     bytes (in blocks of the body's own size when it is paced by ``rate``);
-    everything else in blocks of ``blocksize``.  A body that reads no source (its parts are
-    all in memory) and has no callbacks is made on the event loop, with no
-    thread at all, yielding to the loop before each block.
+    everything else in blocks of ``blocksize``.  A body that reads no source
+    (its parts are all in memory) and has no callbacks is made on the event
+    loop, with no thread at all, yielding to the loop before each block.
 
     A body read in a thread without callbacks, pacing or ``digest=``, whose
     sources are all regular files read by offset (no stream, pipe, iterable
@@ -917,7 +920,8 @@ class _AsyncBlocks:
             if body.rate is not None:  # paced: blocks of its own size
                 file_blocksize, whole_file = body.blocksize, 0
             else:
-                file_blocksize, whole_file = max(body.blocksize, ASYNC_FILE_BLOCKSIZE), ASYNC_WHOLE_FILE
+                file_blocksize = max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
+                whole_file = ASYNC_WHOLE_FILE
             with body._lock:
                 self._blocks = body._running(file_blocksize, whole_file)
         if self._in_thread:

@@ -15,7 +15,7 @@ package, the ``crc32c`` extra.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, final
 
 __all__ = ["check_algorithm", "DigestSource", "Digests", "hashed"]
 
@@ -69,6 +69,7 @@ def check_algorithm(algorithm: Any) -> int:
     return int(hasher.digest_size) * 2
 
 
+@final  # a body tells it by its exact class (MultipartBody.__init__)
 class DigestSource:
     """The content of a :meth:`MultipartParam.digest_of` part: the hex digest
     of ``part``'s content, as the body holding both sent it."""

@@ -33,7 +33,7 @@ import os
 import stat
 import threading
 import weakref
-from typing import Any, Awaitable, Callable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Iterator, List, Optional, Tuple, Union, final
 
 from poster import _backend
 from poster.errors import NotReplayableError, SourceChangedError, SourceInUseError
@@ -134,7 +134,7 @@ class PathSource:
             ) from exc
         try:
             if not _backend.impl.is_same_file(fd, self.identity):
-                st = os.fstat(fd)
+                st = os.fstat(fd)  # what it is now, to say what changed
                 raise SourceChangedError(
                     f"{label}: {os.fsdecode(self.path)!r} is no longer the file that "
                     f"was measured when the part was made ({_describe(self.identity, st)}); "
@@ -154,6 +154,8 @@ def _describe(identity: Tuple[int, int, int], st: os.stat_result) -> str:
         return "it is not a regular file now"
     if (st.st_dev, st.st_ino) != identity[:2]:
         return "another file was put at that path"
+    if st.st_size == identity[2]:  # and back again, since it was checked
+        return "its size changed while it was opened"
     return f"its size changed from {identity[2]} to {st.st_size} bytes"
 
 
@@ -501,6 +503,7 @@ def _wait_for_loop(coroutine: Any, loop: asyncio.AbstractEventLoop, label: str) 
             lock.acquire()
 
 
+@final  # a body tells it by its exact class (MultipartBody.__init__)
 class AsyncSource:
     """An object with ``async def read(n)``, or an async iterable of chunks.
 

@@ -42,9 +42,9 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 import base64
 import io
 import os
-import stat
 import sys
 
+from poster import _fastencode_py as _reference
 from poster.errors import BoundaryCollisionError, ContentSizeError
 
 cdef extern from "_fastencode_scan.h":
@@ -1521,72 +1521,89 @@ cdef extern from *:
     """
     #ifdef _WIN32
     /* The C library's st_ino means nothing here: os.stat answers instead. */
-    static int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) {
+    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) {
         (void)path; (void)dev; (void)ino; (void)size;
         return -2;
     }
-    static int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) {
+    static int poster_same_file(int fd, long long dev, long long ino, long long size) {
         (void)fd; (void)dev; (void)ino; (void)size;
         return -2;
     }
     #else
     #include <sys/stat.h>
     /* stat(path): 1 with its device, inode and size when it is a regular
-       file, 0 when it is something else, -1 (errno set) when stat fails. */
-    static int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) {
+       file, 0 when it is something else, -1 when stat fails, -2 when a
+       number is negative as a long long (Python versions spell those
+       differently: os.stat answers then). */
+    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) {
         struct stat st;
         if (stat(path, &st) != 0)
             return -1;
-        *dev = (unsigned long long)st.st_dev;
-        *ino = (unsigned long long)st.st_ino;
+        if ((long long)st.st_dev < 0 || (long long)st.st_ino < 0)
+            return -2;
+        *dev = (long long)st.st_dev;
+        *ino = (long long)st.st_ino;
         *size = (long long)st.st_size;
         return S_ISREG(st.st_mode) ? 1 : 0;
     }
-    /* 1 when the descriptor is a regular file of that device, inode and
-       size, 0 when it is not, -1 (errno set) when fstat fails. */
-    static int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) {
+    /* fstat(fd): 1 when it is a regular file of that device, inode and
+       size, 0 when it is not, -1 when fstat fails. */
+    static int poster_same_file(int fd, long long dev, long long ino, long long size) {
         struct stat st;
         if (fstat(fd, &st) != 0)
             return -1;
-        return S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev
-            && (unsigned long long)st.st_ino == ino && (long long)st.st_size == size;
+        return S_ISREG(st.st_mode) && (long long)st.st_dev == dev
+            && (long long)st.st_ino == ino && (long long)st.st_size == size;
     }
     #endif
     """
-    int poster_measure_file(const char *path, unsigned long long *dev, unsigned long long *ino, long long *size) nogil
-    int poster_same_file(int fd, unsigned long long dev, unsigned long long ino, long long size) nogil
+    int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) nogil
+    int poster_same_file(int fd, long long dev, long long ino, long long size) nogil
 
+
+# measure_file and is_same_file answer the common case here, with the GIL
+# released around the system call as os.stat releases it, and leave every
+# other (an error, EINTR included; arguments of other types; numbers past a
+# long long) to the reference twin, which answers as os.stat and os.fstat do.
 
 def measure_file(path):
     """``(st_dev, st_ino, st_size)`` of the file at ``path`` (str or bytes),
     with the errors of ``os.stat``; None when it is not a regular file."""
-    cdef bytes encoded = os.fsencode(path)
-    cdef unsigned long long dev = 0, ino = 0
-    cdef long long size = 0
+    cdef bytes encoded
+    cdef const char *c_path
+    cdef long long dev = 0, ino = 0, size = 0
     cdef int kind = -2
-    if b"\0" not in encoded:
-        kind = poster_measure_file(encoded, &dev, &ino, &size)
-    if kind < 0:  # an error, or no stat here: os.stat raises it (or answers)
-        st = os.stat(path)
-        return (st.st_dev, st.st_ino, st.st_size) if stat.S_ISREG(st.st_mode) else None
+    if type(path) is str or type(path) is bytes:
+        try:
+            encoded = os.fsencode(path)
+        except UnicodeError:
+            encoded = b"\0"  # not a name the system takes: the twin raises os.stat's error
+        if b"\0" not in encoded:
+            c_path = encoded
+            with nogil:
+                kind = poster_measure_file(c_path, &dev, &ino, &size)
+    if kind < 0:
+        return _reference.measure_file(path)
     return (dev, ino, size) if kind == 1 else None
 
 
-def is_same_file(int fd, tuple identity):
+def is_same_file(fd, identity):
     """Whether the open descriptor ``fd`` is a regular file whose
     ``(st_dev, st_ino, st_size)`` is ``identity``."""
-    cdef unsigned long long dev, ino
-    cdef long long size
-    cdef int same
-    try:
-        dev, ino, size = identity
-    except OverflowError:  # no file has such numbers; os.fstat compares them
-        same = -2
-    else:
-        same = poster_same_file(fd, dev, ino, size)
-    if same == -2:
-        st = os.fstat(fd)
-        return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_size) == identity
+    cdef int c_fd
+    cdef long long dev, ino, size
+    cdef int same = -2
+    if type(fd) is int and type(identity) is tuple and len(identity) == 3:
+        given_dev, given_ino, given_size = identity
+        if type(given_dev) is int and type(given_ino) is int and type(given_size) is int:
+            try:
+                c_fd, dev, ino, size = fd, given_dev, given_ino, given_size
+            except OverflowError:
+                pass
+            else:
+                if dev >= 0 and ino >= 0 and size >= 0:
+                    with nogil:
+                        same = poster_same_file(c_fd, dev, ino, size)
     if same < 0:
-        raise OSError(errno, os.strerror(errno))
+        return _reference.is_same_file(fd, identity)
     return same == 1

@@ -763,3 +763,29 @@ def test_is_same_file_agrees(tmp_path):
         with pytest.raises(OSError) as caught:
             twin.is_same_file(fd, identity)
         assert caught.value.errno == 9
+
+
+class _Index:
+    def __index__(self):
+        return 3
+
+
+@pytest.mark.filterwarnings("ignore:stat. path should be:DeprecationWarning")  # a bytearray path
+def test_measure_file_and_is_same_file_agree_on_any_argument(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10)
+    st = os.stat(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for odd in [fd, True, None, 1.5, bytearray(os.fsencode(path)), path, [str(path)], "\ud800", ""]:
+            assert same_everywhere("measure_file", odd)[0] in ("ok", "raised"), odd
+        good = (st.st_dev, st.st_ino, 10)
+        for identity in [good, list(good), good[:2], good + (0,), None, (st.st_dev, st.st_ino, 10.0),
+                         (st.st_dev, st.st_ino, 10.5), (st.st_dev, st.st_ino, True), (st.st_dev, None, 10),
+                         (str(st.st_dev), st.st_ino, 10), (st.st_dev, st.st_ino, _Index()),
+                         (st.st_dev, st.st_ino, -10), (st.st_dev, st.st_ino, 2 ** 64 + 10)]:
+            assert same_everywhere("is_same_file", fd, identity)[0] in ("ok", "raised"), identity
+        for odd_fd in [fd + 0.5, True, None, str(fd), -1, 2 ** 40, _Index()]:
+            assert same_everywhere("is_same_file", odd_fd, good)[0] in ("ok", "raised"), odd_fd
+    finally:
+        os.close(fd)

@@ -34,7 +34,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc, realloc
-from cpython.exc cimport PyErr_CheckSignals
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno, PyErr_SetFromErrnoWithFilenameObject
 from libc.errno cimport EINTR, errno
 from libc.limits cimport INT_MAX
 from libc.string cimport memcmp, memcpy, memmove, memset
@@ -1521,24 +1521,26 @@ cdef extern from *:
     """
     #ifdef _WIN32
     /* The C library's st_ino means nothing here: os.stat answers instead. */
-    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) {
-        (void)path; (void)dev; (void)ino; (void)size;
+    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size, int *error) {
+        (void)path; (void)dev; (void)ino; (void)size; (void)error;
         return -2;
     }
-    static int poster_same_file(int fd, long long dev, long long ino, long long size) {
-        (void)fd; (void)dev; (void)ino; (void)size;
+    static int poster_same_file(int fd, long long dev, long long ino, long long size, int *error) {
+        (void)fd; (void)dev; (void)ino; (void)size; (void)error;
         return -2;
     }
     #else
     #include <sys/stat.h>
     /* stat(path): 1 with its device, inode and size when it is a regular
-       file, 0 when it is something else, -1 when stat fails, -2 when a
-       number is negative as a long long (Python versions spell those
-       differently: os.stat answers then). */
-    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) {
+       file, 0 when it is something else, -1 with *error when stat fails,
+       -2 when a number is negative as a long long (Python versions spell
+       those differently: os.stat answers then). */
+    static int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size, int *error) {
         struct stat st;
-        if (stat(path, &st) != 0)
+        if (stat(path, &st) != 0) {
+            *error = errno;
             return -1;
+        }
         if ((long long)st.st_dev < 0 || (long long)st.st_ino < 0)
             return -2;
         *dev = (long long)st.st_dev;
@@ -1547,24 +1549,27 @@ cdef extern from *:
         return S_ISREG(st.st_mode) ? 1 : 0;
     }
     /* fstat(fd): 1 when it is a regular file of that device, inode and
-       size, 0 when it is not, -1 when fstat fails. */
-    static int poster_same_file(int fd, long long dev, long long ino, long long size) {
+       size, 0 when it is not, -1 with *error when fstat fails. */
+    static int poster_same_file(int fd, long long dev, long long ino, long long size, int *error) {
         struct stat st;
-        if (fstat(fd, &st) != 0)
+        if (fstat(fd, &st) != 0) {
+            *error = errno;
             return -1;
+        }
         return S_ISREG(st.st_mode) && (long long)st.st_dev == dev
             && (long long)st.st_ino == ino && (long long)st.st_size == size;
     }
     #endif
     """
-    int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size) nogil
-    int poster_same_file(int fd, long long dev, long long ino, long long size) nogil
+    int poster_measure_file(const char *path, long long *dev, long long *ino, long long *size, int *error) nogil
+    int poster_same_file(int fd, long long dev, long long ino, long long size, int *error) nogil
 
 
-# measure_file and is_same_file answer the common case here, with the GIL
-# released around the system call as os.stat releases it, and leave every
-# other (an error, EINTR included; arguments of other types; numbers past a
-# long long) to the reference twin, which answers as os.stat and os.fstat do.
+# measure_file and is_same_file answer the common case here, and fail as
+# os.stat and os.fstat fail: the GIL released around the system call, the
+# same exception from errno (with the path, for stat), an interrupted fstat
+# retried once the signal handlers ran.  Arguments of other types, and
+# numbers a long long cannot hold, go to the reference twin.
 
 def measure_file(path):
     """``(st_dev, st_ino, st_size)`` of the file at ``path`` (str or bytes),
@@ -1572,7 +1577,7 @@ def measure_file(path):
     cdef bytes encoded
     cdef const char *c_path
     cdef long long dev = 0, ino = 0, size = 0
-    cdef int kind = -2
+    cdef int kind = -2, error = 0
     if type(path) is str or type(path) is bytes:
         try:
             encoded = os.fsencode(path)
@@ -1581,8 +1586,11 @@ def measure_file(path):
         if b"\0" not in encoded:
             c_path = encoded
             with nogil:
-                kind = poster_measure_file(c_path, &dev, &ino, &size)
-    if kind < 0:
+                kind = poster_measure_file(c_path, &dev, &ino, &size, &error)
+    if kind == -1:
+        errno = error  # what os.stat raises is made from errno
+        PyErr_SetFromErrnoWithFilenameObject(OSError, path)
+    if kind == -2:
         return _reference.measure_file(path)
     return (dev, ino, size) if kind == 1 else None
 
@@ -1592,7 +1600,7 @@ def is_same_file(fd, identity):
     ``(st_dev, st_ino, st_size)`` is ``identity``."""
     cdef int c_fd
     cdef long long dev, ino, size
-    cdef int same = -2
+    cdef int same = -2, error = 0
     if type(fd) is int and type(identity) is tuple and len(identity) == 3:
         given_dev, given_ino, given_size = identity
         if type(given_dev) is int and type(given_ino) is int and type(given_size) is int:
@@ -1602,8 +1610,15 @@ def is_same_file(fd, identity):
                 pass
             else:
                 if dev >= 0 and ino >= 0 and size >= 0:
-                    with nogil:
-                        same = poster_same_file(c_fd, dev, ino, size)
-    if same < 0:
+                    while True:
+                        with nogil:
+                            same = poster_same_file(c_fd, dev, ino, size, &error)
+                        if same != -1 or error != EINTR:
+                            break
+                        PyErr_CheckSignals()  # a handler that raises ends it
+    if same == -1:
+        errno = error  # what os.stat raises is made from errno
+        PyErr_SetFromErrno(OSError)
+    if same == -2:
         return _reference.is_same_file(fd, identity)
     return same == 1

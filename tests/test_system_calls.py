@@ -168,8 +168,11 @@ def run_child(shim, case, path, **env):
     """CHILD's answer for ``case`` on the backend in use, the shim preloaded."""
     preload = " ".join(filter(None, [os.environ.get("LD_PRELOAD", ""), shim]))  # after ASan's
     environ = dict(os.environ, LD_PRELOAD=preload, **{key: str(value) for key, value in env.items()})
+    # Run from the file's folder: ``-c`` puts the working directory first on
+    # sys.path, and a checkout's own poster/ (not built) would shadow the
+    # installed one.
     result = subprocess.run([sys.executable, "-c", CHILD, _backend.current(), case, str(path)],
-                            capture_output=True, text=True, env=environ, timeout=60)
+                            capture_output=True, text=True, env=environ, timeout=60, cwd=path.parent)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -1617,7 +1617,7 @@ def is_same_file(fd, identity):
                             break
                         PyErr_CheckSignals()  # a handler that raises ends it
     if same == -1:
-        errno = error  # what os.stat raises is made from errno
+        errno = error  # what os.fstat raises is made from errno
         PyErr_SetFromErrno(OSError)
     if same == -2:
         return _reference.is_same_file(fd, identity)

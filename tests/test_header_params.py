@@ -137,19 +137,22 @@ def read_python_multipart(body: bytes, content_type: str) -> List[Part]:
 def read_python_multipart_form(body: bytes, content_type: str) -> List[Part]:
     """python-multipart's FormParser: a Field or a File per part."""
     parts: List[Part] = []
+    files = []
 
     def on_field(field) -> None:
         parts.append(Part(field.field_name.decode("utf-8"), None))
 
     def on_file(file) -> None:
         parts.append(Part(file.field_name.decode("utf-8"), file.file_name.decode("utf-8")))
-        file.close()
+        files.append(file)  # closed once parsed: python-multipart 0.0.32 flushes it after this call
 
     _, options = pm_parse_options_header(content_type)
     parser = python_multipart.FormParser("multipart/form-data", on_field, on_file,
                                          boundary=options[b"boundary"])
     parser.write(body)
     parser.finalize()
+    for file in files:
+        file.close()
     return parts
 
 

@@ -19,8 +19,11 @@ ALPHABET = b"ab-\n\r"
 
 
 def reference(delimiter: bytes, content: bytes) -> int:
-    index = (b"\n" + content).find(b"\n" + delimiter)
-    return index  # the virtual LF is at -1, so the offset of "--" is index
+    """The first offset of ``delimiter`` at the start or right after a CR or a LF."""
+    for offset in range(len(content)):
+        if content.startswith(delimiter, offset) and (offset == 0 or content[offset - 1] in b"\r\n"):
+            return offset
+    return -1
 
 
 def TestOneInput(data: bytes) -> None:

@@ -48,10 +48,22 @@ __all__ = [
     "is_same_file",
 ]
 
-def _pattern_for(delimiter: Any) -> bytes:
+def _check_delimiter(delimiter: Any) -> None:
     if not isinstance(delimiter, bytes) or not delimiter:
         raise ValueError("delimiter must be non-empty bytes")
-    return b"\n" + delimiter
+
+
+_LINE_BREAKS = (0x0A, 0x0D)  # LF, CR
+
+
+def _find_after_line_break(data: bytes, delimiter: bytes) -> int:
+    """The offset of the first CR or LF in ``data`` that ``delimiter`` follows, or -1."""
+    at = data.find(delimiter, 1)
+    while at > 0:
+        if data[at - 1] in _LINE_BREAKS:
+            return at - 1
+        at = data.find(delimiter, at + 1)
+    return -1
 
 
 def _as_bytes(block: Any) -> bytes:
@@ -62,7 +74,9 @@ def _as_bytes(block: Any) -> bytes:
 
 
 class BoundaryScanner:
-    """Finds ``delimiter`` at the start of a part's content or right after a LF.
+    """Finds ``delimiter`` at the start of a part's content or right after a
+    line break, CR or LF (werkzeug and the email package split a body after
+    a bare CR too).
 
     Feed it the content block after block; :meth:`feed` returns the offset
     (counted from the start of the content) where the first collision begins,
@@ -74,7 +88,7 @@ class BoundaryScanner:
     """
 
     def __init__(self, delimiter: bytes) -> None:
-        self._pattern = _pattern_for(delimiter)
+        _check_delimiter(delimiter)
         self._delimiter = delimiter
         self.reset()
 
@@ -104,20 +118,20 @@ class BoundaryScanner:
         if self._found >= 0:
             return self._found
         data = _as_bytes(block)
-        pattern = self._pattern
+        delimiter = self._delimiter
         tail = self._tail
         # A match that starts in the tail and ends in this block.
         if tail:
-            edge = tail + data[: len(pattern) - 1]
-            index = edge.find(pattern)
+            edge = tail + data[: len(delimiter)]
+            index = _find_after_line_break(edge, delimiter)
             if index >= 0:
                 self._found = self._consumed - len(tail) + index + 1
                 return self._found
-        index = data.find(pattern)
+        index = _find_after_line_break(data, delimiter)
         if index >= 0:
             self._found = self._consumed + index + 1
             return self._found
-        keep = len(pattern) - 1
+        keep = len(delimiter)
         if len(data) >= keep:
             self._tail = data[len(data) - keep:]
         else:
@@ -330,7 +344,7 @@ def _check_run_arguments(items: Any, what: str, start: Any, delimiter: Any, limi
     """The checks render_value_parts and render_text_pairs make of their arguments."""
     if not isinstance(items, list):
         raise TypeError(f"{what} must be a list, not {type(items).__name__}")
-    _pattern_for(delimiter)
+    _check_delimiter(delimiter)
     _clamp_index(start, "start")
     if start < 0:
         raise ValueError(f"start must not be negative, got {start}")
@@ -424,7 +438,7 @@ def write_text_pairs(pairs: List[Any], delimiter: bytes, html5: Any, size: int) 
     ``(str, str or bytes)`` tuple, and the output exactly ``size`` bytes
     (``ValueError`` otherwise): nothing is written past it.
     """
-    _pattern_for(delimiter)
+    _check_delimiter(delimiter)
     if not isinstance(pairs, list):
         raise TypeError(f"pairs must be a list, not {type(pairs).__name__}")
     if not isinstance(size, int):

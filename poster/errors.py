@@ -20,7 +20,8 @@ __all__ = [
 
 
 class BoundaryCollisionError(ValueError):
-    """The boundary appears inside a part's content.
+    """The boundary appears inside a part's content: ``--`` and the boundary
+    at its start, or right after a CR or a LF (where a parser may end the part).
 
     Raised before any byte of the delimiter that collides is yielded or sent.
     Encode again with another boundary (the default, a random one, is

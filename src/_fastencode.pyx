@@ -99,7 +99,7 @@ cdef inline long long first_collision(const unsigned char *data, Py_ssize_t n,
 
     The same answer as a fresh BoundaryScanner fed the content at once: a
     delimiter at offset 0 (the virtual LF before the content), else the first
-    LF + delimiter, whose delimiter starts one byte later.
+    CR or LF + delimiter, whose delimiter starts one byte later.
     """
     cdef Py_ssize_t index
     if n >= plen - 1 and memcmp(data, pattern + 1, plen - 1) == 0:
@@ -127,7 +127,9 @@ cdef object contiguous_bytes_owner(object block):
 
 
 cdef class BoundaryScanner:
-    """Finds ``delimiter`` at the start of a part's content or right after a LF.
+    """Finds ``delimiter`` at the start of a part's content or right after a
+    line break, CR or LF (werkzeug and the email package split a body after
+    a bare CR too).
 
     Feed it the content block after block; :meth:`feed` returns the offset
     (counted from the start of the content) where the first collision begins,
@@ -139,7 +141,7 @@ cdef class BoundaryScanner:
     """
 
     cdef object _delimiter
-    cdef bytes _pattern              # LF + delimiter
+    cdef bytes _pattern              # LF + delimiter (poster_find takes the LF for CR or LF)
     cdef const unsigned char *_pattern_data   # its bytes, read without the GIL
     cdef Py_ssize_t _keep            # len(_pattern) - 1: the tail kept between blocks
     cdef unsigned char *_tail        # the last _tail_len bytes seen (_keep at most)

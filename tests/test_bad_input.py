@@ -165,8 +165,28 @@ def test_boundary_at_start_of_value():
         MultipartParam("v", "--XYZ-- trailing").encode("XYZ")
 
 
-def test_boundary_not_after_lf_is_fine():
-    assert b"a--XYZ" in MultipartParam("v", "a--XYZ").encode("XYZ")
+@pytest.mark.parametrize("line_break", ["\r", "\n", "\r\n"])
+def test_boundary_after_any_line_break_in_a_value(line_break):
+    # werkzeug and the email package split a body after a bare CR as well.
+    with pytest.raises(BoundaryCollisionError):
+        b"".join(multipart_encode([("v", f"line{line_break}--XYZ\r\nmore")], "XYZ")[0])
+    with pytest.raises(BoundaryCollisionError):
+        MultipartParam("v", f"line{line_break}--XYZ").encode("XYZ")
+
+
+@pytest.mark.parametrize("before", ["a", "\t", " ", "\x0b", "\x0c"])
+def test_boundary_not_after_a_line_break_is_fine(before):
+    assert f"{before}--XYZ".encode() in MultipartParam("v", f"{before}--XYZ").encode("XYZ")
+
+
+def test_boundary_after_a_bare_cr_in_a_file_never_leaves():
+    data = b"a" * 9000 + b"\r--XYZ\r\nContent-Disposition: form-data; name=\"evil\"\r\n\r\n" + b"b" * 5000
+    datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data))], "XYZ", blocksize=4096)
+    sent, error = _received(datagen)
+    assert isinstance(error, BoundaryCollisionError)
+    content = sent.partition(b"\r\n\r\n")[2]
+    assert data.startswith(content) and len(content) <= 9000  # only blocks before the collision
+    assert b"evil" not in sent
 
 
 def test_boundary_at_start_of_file():

@@ -53,9 +53,9 @@ def same_everywhere(name, *args):
 
 
 def oracle(delimiter: bytes, content: bytes) -> int:
-    """The first offset holding ``delimiter`` at the start or right after a LF."""
+    """The first offset holding ``delimiter`` at the start or right after a CR or a LF."""
     for offset in range(len(content)):
-        if content.startswith(delimiter, offset) and (offset == 0 or content[offset - 1] == 0x0A):
+        if content.startswith(delimiter, offset) and (offset == 0 or content[offset - 1] in b"\r\n"):
             return offset
     return -1
 
@@ -69,7 +69,8 @@ delimiters = st.binary(min_size=1, max_size=40).map(lambda b: b"--" + b) | st.sa
 @st.composite
 def contents_with_delimiters(draw, delimiter):
     pieces = draw(st.lists(
-        st.sampled_from([b"\n", b"-", b"\r\n", delimiter, delimiter[:-1], b"\n" + delimiter])
+        st.sampled_from([b"\n", b"\r", b"-", b"\r\n", b"\t", delimiter, delimiter[:-1], b"\n" + delimiter,
+                         b"\r" + delimiter, b"\t" + delimiter])
         | st.binary(max_size=40),
         max_size=30,
     ))

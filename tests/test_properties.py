@@ -115,8 +115,10 @@ colliding_content = st.lists(st.sampled_from([b"a", b"b", b"-", b"\n", b"\r", b"
 
 @given(boundary=boundaries, content=colliding_content, blocksize=st.integers(1, 12), as_file=st.booleans())
 def test_collision_always_detected_and_never_emitted(boundary, content, blocksize, as_file):
-    pattern = b"\n--" + boundary.encode()
-    collides = (b"\n" + content).find(pattern) >= 0
+    delimiter = b"--" + boundary.encode()
+    # At the start, or after a line break: CR or LF.
+    collides = any(content.startswith(delimiter, at) and (at == 0 or content[at - 1] in b"\r\n")
+                   for at in range(len(content)))
     if as_file:
         param = MultipartParam("f", fileobj=io.BytesIO(content), filename="f")
     else:
@@ -130,10 +132,42 @@ def test_collision_always_detected_and_never_emitted(boundary, content, blocksiz
         assert collides
         body = b"".join(sent)
         header_end = body.find(b"\r\n\r\n")
-        emitted = body[header_end + 4:] if header_end >= 0 else b""
-        assert (b"\n" + emitted).find(pattern) < 0
+        emitted = b"\n" + (body[header_end + 4:] if header_end >= 0 else b"")
+        assert all(emitted.find(b + delimiter) < 0 for b in (b"\n", b"\r"))
     else:
         assert not collides
+
+
+# Content built to make parsers see a part poster did not send.
+forged_content = st.lists(st.sampled_from([
+    b"a", b"B", b" ", b"\t", b"\r", b"\n", b"\r\n", b"-", b"--", b"--B", b"--B--",
+    b'Content-Disposition: form-data; name="evil"', b"\r\n\r\n",
+]), max_size=40).map(b"".join)
+
+
+@given(content=forged_content, blocksize=st.integers(1, 64), as_file=st.booleans())
+def test_every_body_that_leaves_parses_as_the_parts_sent(content, blocksize, as_file):
+    """Whatever its content, a body that is not refused for a collision reads
+    back as the one part sent: with werkzeug, python-multipart and email."""
+    import email
+    import email.policy
+
+    fileobj = io.BytesIO(content) if as_file else None
+    param = MultipartParam("f", None if as_file else content, filename="f.bin",
+                           filetype="application/octet-stream", fileobj=fileobj)
+    datagen, headers = multipart_encode([param], boundary="B", blocksize=blocksize)
+    try:
+        body = b"".join(datagen)
+    except BoundaryCollisionError:
+        return
+    content_type = headers["Content-Type"]
+    expected = [{"name": "f", "filename": "f.bin", "content_type": "application/octet-stream", "data": content}]
+    assert parse_with_werkzeug(body, content_type) == expected
+    parsed = parse_with_python_multipart(body, content_type)
+    assert [(part["name"], part["data"]) for part in parsed] == [(b"f", content)]
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body,
+                                       policy=email.policy.HTTP)
+    assert [part.get_param("name", header="content-disposition") for part in message.iter_parts()] == ["f"]
 
 
 @given(content=st.binary(max_size=2000), blocksize=blocksizes, split=st.integers(0, 2000))

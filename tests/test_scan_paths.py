@@ -1,0 +1,115 @@
+"""Every code path of the compiled boundary scan against a plain reference.
+
+``src/_fastencode_scan.h`` finds a delimiter after a CR or a LF in three
+ways: AVX2 (chosen at run time), SSE2 (x86-64 without AVX2) and memchr
+(every other CPU, and the last few offsets on x86-64).  A machine runs one
+of the first two for most offsets, so here a small C program includes the
+header three times over, each time with the faster paths switched off in
+turn, and compares each with a byte-by-byte reference on random content
+built to hold line breaks, near misses and delimiters at every distance
+from the ends.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+
+import pytest
+
+HEADER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+PROGRAM = r"""
+#ifdef POSTER_TEST_MEMCHR
+#undef __SSE2__
+#endif
+#include "_fastencode_scan.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static unsigned long long state = 88172645463325252ULL;
+static unsigned int next(void) {
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    return (unsigned int)(state >> 11);
+}
+
+/* The first i with data[i] CR or LF and data[i+1 : i+plen] == pattern[1:plen]. */
+static Py_ssize_t reference(const unsigned char *data, Py_ssize_t n,
+                            const unsigned char *pattern, Py_ssize_t plen) {
+    for (Py_ssize_t i = 0; i + plen <= n; i++)
+        if ((data[i] == '\n' || data[i] == '\r') && memcmp(data + i + 1, pattern + 1, plen - 1) == 0)
+            return i;
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    static unsigned char buffer[4096 + 64];
+    const unsigned char near[] = "\n\r-ab\t\x0b\x0c";
+    long rounds = atol(argv[1]);
+    poster_scan_init();
+#if defined(POSTER_TEST_SSE2) && defined(POSTER_SCAN_AVX2)
+    poster_have_avx2 = 0;
+#endif
+    for (long round = 0; round < rounds; round++) {
+        unsigned char pattern[48];
+        Py_ssize_t plen = 2 + next() % 40, n = next() % 1200, shift = next() % 64;
+        unsigned char *data = buffer + shift;
+        pattern[0] = '\n';
+        for (Py_ssize_t k = 1; k < plen; k++)
+            pattern[k] = next() % 4 ? '-' : near[next() % 5];
+        for (Py_ssize_t k = 0; k < n; k++)
+            data[k] = next() % 3 ? near[next() % 8] : (unsigned char)next();
+        /* A few copies of the delimiter (whole, or all but its last byte),
+         * after a CR, a LF or another byte. */
+        for (int copies = next() % 4; copies > 0 && n >= plen; copies--) {
+            Py_ssize_t at = next() % (n - plen + 1), len = next() % 4 ? plen : plen - 1;
+            memcpy(data + at, pattern, len);
+            data[at] = near[next() % 8];
+        }
+        Py_ssize_t expected = reference(data, n, pattern, plen);
+        Py_ssize_t found = poster_find(data, n, pattern, plen);
+        if (found != expected) {
+            printf("round %ld: n=%zd plen=%zd shift=%zd: found %zd, expected %zd\n",
+                   round, n, plen, shift, found, expected);
+            return 1;
+        }
+    }
+    puts("ok");
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def build():
+    """Builds the program with the compiler that builds the extension; yields a
+    function that builds one variant and returns its path."""
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if shutil.which(compiler[0]) is None:
+        pytest.skip(f"no C compiler ({compiler[0]}) to build the scan test with")
+    folder = tempfile.mkdtemp(prefix="poster-scan-")
+    source = os.path.join(folder, "scan.c")
+    with open(source, "w") as f:
+        f.write(PROGRAM)
+
+    def variant(name, defines):
+        program = os.path.join(folder, name)
+        subprocess.run(compiler + ["-O1", "-I", HEADER_DIR, "-I", sysconfig.get_paths()["include"],
+                                   *defines, "-o", program, source],
+                       check=True, capture_output=True)
+        return program
+
+    yield variant
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("name, defines", [
+    ("default", []),
+    ("sse2", ["-DPOSTER_TEST_SSE2"]),
+    ("memchr", ["-DPOSTER_TEST_MEMCHR"]),
+])
+def test_every_scan_path_finds_what_the_reference_finds(build, name, defines):
+    result = subprocess.run([build(name, defines), "100000"], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stdout + result.stderr

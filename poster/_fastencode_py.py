@@ -53,17 +53,28 @@ def _check_delimiter(delimiter: Any) -> None:
         raise ValueError("delimiter must be non-empty bytes")
 
 
-_LINE_BREAKS = (0x0A, 0x0D)  # LF, CR
+#: Delimiters not after a line break that are passed over one by one; past
+#: that many in one block (a boundary such as "-" in a table of dashes), two
+#: searches (LF + delimiter, CR + delimiter) take over.
+NEAR_MISSES = 8
 
 
-def _find_after_line_break(data: bytes, delimiter: bytes) -> int:
-    """The offset of the first CR or LF in ``data`` that ``delimiter`` follows, or -1."""
+def _find_after_line_break(data: bytes, delimiter: bytes, after_lf: bytes, after_cr: bytes) -> int:
+    """The offset of the first CR or LF in ``data`` that ``delimiter``
+    follows (``after_lf`` and ``after_cr`` are the two), or -1."""
     at = data.find(delimiter, 1)
-    while at > 0:
-        if data[at - 1] in _LINE_BREAKS:
+    for _ in range(NEAR_MISSES):
+        if at < 0:
+            return -1
+        if data[at - 1] in b"\r\n":
             return at - 1
         at = data.find(delimiter, at + 1)
-    return -1
+    if at < 0:
+        return -1
+    # Every delimiter before ``at`` was passed over: a match starts at at - 1 or later.
+    lf = data.find(after_lf, at - 1)
+    cr = data.find(after_cr, at - 1, len(data) if lf < 0 else lf - 1 + len(after_cr))
+    return lf if cr < 0 else cr
 
 
 def _as_bytes(block: Any) -> bytes:
@@ -90,6 +101,8 @@ class BoundaryScanner:
     def __init__(self, delimiter: bytes) -> None:
         _check_delimiter(delimiter)
         self._delimiter = delimiter
+        self._after_lf = b"\n" + delimiter
+        self._after_cr = b"\r" + delimiter
         self.reset()
 
     @property
@@ -118,20 +131,20 @@ class BoundaryScanner:
         if self._found >= 0:
             return self._found
         data = _as_bytes(block)
-        delimiter = self._delimiter
+        delimiter, after_lf, after_cr = self._delimiter, self._after_lf, self._after_cr
+        keep = len(delimiter)
         tail = self._tail
         # A match that starts in the tail and ends in this block.
         if tail:
-            edge = tail + data[: len(delimiter)]
-            index = _find_after_line_break(edge, delimiter)
+            edge = tail + data[:keep]
+            index = _find_after_line_break(edge, delimiter, after_lf, after_cr)
             if index >= 0:
                 self._found = self._consumed - len(tail) + index + 1
                 return self._found
-        index = _find_after_line_break(data, delimiter)
+        index = _find_after_line_break(data, delimiter, after_lf, after_cr)
         if index >= 0:
             self._found = self._consumed + index + 1
             return self._found
-        keep = len(delimiter)
         if len(data) >= keep:
             self._tail = data[len(data) - keep:]
         else:

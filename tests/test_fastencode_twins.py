@@ -110,6 +110,21 @@ def test_find_collision_agrees_with_the_oracle(data):
     assert same_everywhere("find_collision", delimiter, content) == ("ok", oracle(delimiter, content))
 
 
+@pytest.mark.parametrize("misses", [0, 1, 7, 8, 9, 40])
+@pytest.mark.parametrize("then", [b"", b"\r", b"\n", b"\r\n", b"x"])
+@pytest.mark.parametrize("delimiter", [b"--B", b"-", b"--"])
+def test_many_delimiters_not_after_a_line_break(misses, then, delimiter):
+    # The pure-Python twin passes a few such delimiters over one by one,
+    # then searches for CR + and LF + delimiter: the answer is the same.
+    content = b"x" + b"a".join([delimiter] * misses) + b"yy" + then + delimiter + b"z" + b"\r" + delimiter
+    expected = oracle(delimiter, content)
+    assert same_everywhere("find_collision", delimiter, content) == ("ok", expected)
+    for cut in (1, 3, len(content) // 2):
+        scanners = [reference.BoundaryScanner(delimiter)] + [t.BoundaryScanner(delimiter) for t in TWINS]
+        results = {(s.feed(content[:cut]), s.feed(content[cut:])) for s in scanners}
+        assert len(results) == 1 and results.pop()[1] == expected, (cut, results)
+
+
 def test_scanner_on_large_blocks_releases_nothing_wrong():
     # Blocks past the size scanned without the GIL, a delimiter in each place
     # that matters: at the start, across an edge, at the very end.

@@ -14,8 +14,8 @@
  * the C library's memchr (itself vectorised in glibc) jumps from line break
  * to line break.  With GCC or Clang on x86-64 an AVX2 version tests 128
  * offsets a step when the CPU has AVX2, filtering on the pattern's second
- * and last bytes, then on the line break.  All give the same answer: the lowest matching
- * offset.
+ * and last bytes, then on the line break.  All give the same answer: the
+ * lowest matching offset.
  */
 #ifndef POSTER_FASTENCODE_SCAN_H
 #define POSTER_FASTENCODE_SCAN_H

@@ -56,24 +56,23 @@ def _check_delimiter(delimiter: Any) -> None:
 #: Delimiters not after a line break that are passed over one by one; past
 #: that many in one block (a boundary such as "-" in a table of dashes), two
 #: searches (LF + delimiter, CR + delimiter) take over.
-NEAR_MISSES = 8
+_NEAR_MISSES = 8
 
 
-def _find_after_line_break(data: bytes, delimiter: bytes, after_lf: bytes, after_cr: bytes) -> int:
-    """The offset of the first CR or LF in ``data`` that ``delimiter``
-    follows (``after_lf`` and ``after_cr`` are the two), or -1."""
+def _find_after_line_break(data: bytes, delimiter: bytes) -> int:
+    """The offset of the first CR or LF in ``data`` that ``delimiter`` follows, or -1."""
     at = data.find(delimiter, 1)
-    for _ in range(NEAR_MISSES):
-        if at < 0:
-            return -1
+    if at < 0:  # the common case: one search
+        return -1
+    for _ in range(_NEAR_MISSES):
         if data[at - 1] in b"\r\n":
             return at - 1
         at = data.find(delimiter, at + 1)
-    if at < 0:
-        return -1
+        if at < 0:
+            return -1
     # Every delimiter before ``at`` was passed over: a match starts at at - 1 or later.
-    lf = data.find(after_lf, at - 1)
-    cr = data.find(after_cr, at - 1, len(data) if lf < 0 else lf - 1 + len(after_cr))
+    lf = data.find(b"\n" + delimiter, at - 1)
+    cr = data.find(b"\r" + delimiter, at - 1, len(data) if lf < 0 else lf + len(delimiter))
     return lf if cr < 0 else cr
 
 
@@ -101,8 +100,6 @@ class BoundaryScanner:
     def __init__(self, delimiter: bytes) -> None:
         _check_delimiter(delimiter)
         self._delimiter = delimiter
-        self._after_lf = b"\n" + delimiter
-        self._after_cr = b"\r" + delimiter
         self.reset()
 
     @property
@@ -131,17 +128,17 @@ class BoundaryScanner:
         if self._found >= 0:
             return self._found
         data = _as_bytes(block)
-        delimiter, after_lf, after_cr = self._delimiter, self._after_lf, self._after_cr
+        delimiter = self._delimiter
         keep = len(delimiter)
         tail = self._tail
         # A match that starts in the tail and ends in this block.
         if tail:
             edge = tail + data[:keep]
-            index = _find_after_line_break(edge, delimiter, after_lf, after_cr)
+            index = _find_after_line_break(edge, delimiter)
             if index >= 0:
                 self._found = self._consumed - len(tail) + index + 1
                 return self._found
-        index = _find_after_line_break(data, delimiter, after_lf, after_cr)
+        index = _find_after_line_break(data, delimiter)
         if index >= 0:
             self._found = self._consumed + index + 1
             return self._found
@@ -155,7 +152,12 @@ class BoundaryScanner:
 
 def find_collision(delimiter: bytes, data: Any) -> int:
     """One-shot :class:`BoundaryScanner`: the first collision offset in ``data`` or -1."""
-    return BoundaryScanner(delimiter).feed(data)
+    _check_delimiter(delimiter)
+    data = _as_bytes(data)
+    if data.startswith(delimiter):  # after the virtual LF
+        return 0
+    index = _find_after_line_break(data, delimiter)
+    return index + 1 if index >= 0 else -1
 
 
 # ---------------------------------------------------------------------------

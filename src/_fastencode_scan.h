@@ -8,14 +8,15 @@
  * CR is one that werkzeug and the email package split a body at.
  *
  * On x86-64 (SSE2 is part of the base instruction set) 16 candidate offsets
- * are tested per step: an offset survives only when its byte is CR or LF and
- * the byte plen - 1 further equals the pattern's last byte, which on binary
- * or text content leaves almost nothing for memcmp.  Where SSE2 is missing,
- * the C library's memchr (itself vectorised in glibc) jumps from line break
- * to line break.  With GCC or Clang on x86-64 an AVX2 version tests 128
- * offsets a step when the CPU has AVX2, filtering on the pattern's second
- * and last bytes, then on the line break.  All give the same answer: the
- * lowest matching offset.
+ * are tested per step: an offset survives only when the byte after it equals
+ * the pattern's second byte and the byte plen - 1 further its last byte,
+ * then only when it is CR or LF, which on binary or text content leaves
+ * almost nothing for memcmp.  Where SSE2 is missing, the C library's memchr
+ * (itself vectorised in glibc) jumps from line break to line break (one call
+ * per CR or LF: text dense in either costs more there).  With GCC or Clang
+ * on x86-64 an AVX2 version tests 128 offsets a step when the CPU has AVX2,
+ * filtering the same way.  All give the same answer: the lowest matching
+ * offset.
  */
 #ifndef POSTER_FASTENCODE_SCAN_H
 #define POSTER_FASTENCODE_SCAN_H
@@ -188,21 +189,28 @@ static Py_ssize_t poster_find(const unsigned char *data, Py_ssize_t n,
 #endif
 #ifdef POSTER_SCAN_SSE2
     {
+        const __m128i second = _mm_set1_epi8((char)pattern[1]);
+        const __m128i last = _mm_set1_epi8((char)pattern[plen - 1]);
         const __m128i lf = _mm_set1_epi8('\n');
         const __m128i cr = _mm_set1_epi8('\r');
-        const __m128i last = _mm_set1_epi8((char)pattern[plen - 1]);
         /* Offsets i..i+15 are tested when bytes up to i + 15 + plen - 1
-         * exist, that is while i + 15 + plen <= n. */
+         * exist, that is while i + 15 + plen <= n.  As with AVX2: the
+         * pattern's second and last bytes first, the line break only for
+         * a step that has candidates. */
         for (; i + 15 + plen <= n; i += 16) {
-            __m128i head = _mm_loadu_si128((const __m128i *)(data + i));
+            __m128i next = _mm_loadu_si128((const __m128i *)(data + i + 1));
             __m128i tail = _mm_loadu_si128((const __m128i *)(data + i + plen - 1));
-            unsigned int mask = (unsigned int)_mm_movemask_epi8(_mm_and_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(head, lf), _mm_cmpeq_epi8(head, cr)),
-                _mm_cmpeq_epi8(tail, last)));
+            unsigned int mask = (unsigned int)_mm_movemask_epi8(
+                _mm_and_si128(_mm_cmpeq_epi8(next, second), _mm_cmpeq_epi8(tail, last)));
+            if (mask) {
+                __m128i head = _mm_loadu_si128((const __m128i *)(data + i));
+                mask &= (unsigned int)_mm_movemask_epi8(
+                    _mm_or_si128(_mm_cmpeq_epi8(head, lf), _mm_cmpeq_epi8(head, cr)));
+            }
             while (mask) {
                 int bit = poster_lowest_bit(mask);
-                /* A line break, and the last byte matches; compare the middle. */
-                if (plen <= 2 || memcmp(data + i + bit + 1, pattern + 1, (size_t)(plen - 2)) == 0)
+                /* A line break, then the second and last bytes; compare the rest. */
+                if (plen <= 3 || memcmp(data + i + bit + 2, pattern + 2, (size_t)(plen - 3)) == 0)
                     return i + bit;
                 mask &= mask - 1;
             }

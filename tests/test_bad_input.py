@@ -179,16 +179,6 @@ def test_boundary_not_after_a_line_break_is_fine(before):
     assert f"{before}--XYZ".encode() in MultipartParam("v", f"{before}--XYZ").encode("XYZ")
 
 
-def test_boundary_after_a_bare_cr_in_a_file_never_leaves():
-    data = b"a" * 9000 + b"\r--XYZ\r\nContent-Disposition: form-data; name=\"evil\"\r\n\r\n" + b"b" * 5000
-    datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data))], "XYZ", blocksize=4096)
-    sent, error = _received(datagen)
-    assert isinstance(error, BoundaryCollisionError)
-    content = sent.partition(b"\r\n\r\n")[2]
-    assert data.startswith(content) and len(content) <= 9000  # only blocks before the collision
-    assert b"evil" not in sent
-
-
 def test_boundary_at_start_of_file():
     datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(b"--XYZ\r\nrest" + b"x" * 9000))], "XYZ", blocksize=4096)
     sent, error = _received(datagen)
@@ -196,8 +186,9 @@ def test_boundary_at_start_of_file():
     assert b"rest" not in sent
 
 
-def test_boundary_in_the_middle_of_a_file():
-    data = b"a" * 9000 + b"\r\n--XYZ\r\n" + b"b" * 5000
+@pytest.mark.parametrize("line_break", [b"\r\n", b"\n", b"\r"])
+def test_boundary_in_the_middle_of_a_file(line_break):
+    data = b"a" * 9000 + line_break + b"--XYZ\r\n" + b"b" * 5000
     datagen, _ = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(data))], "XYZ", blocksize=4096)
     sent, error = _received(datagen)
     assert isinstance(error, BoundaryCollisionError)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shlex
+import shutil
+import sysconfig
 from pathlib import Path
 from typing import Any, Iterator, List
+
+import pytest
 
 from poster.encode import MultipartParam
 
@@ -121,3 +126,12 @@ def parse_with_werkzeug(body: bytes, content_type: str) -> List[dict]:
                 "content_type": storage.content_type, "data": storage.read(),
             })
     return fields
+
+
+def c_compiler(purpose: str) -> List[str]:
+    """The command of the C compiler that builds the extension (CC), or a
+    skip of the test that needs it for ``purpose``."""
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if shutil.which(compiler[0]) is None:
+        pytest.skip(f"no C compiler ({compiler[0]}) to build {purpose} with")
+    return compiler

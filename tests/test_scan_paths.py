@@ -11,13 +11,14 @@ from the ends.
 """
 
 import os
-import shlex
 import shutil
 import subprocess
 import sysconfig
 import tempfile
 
 import pytest
+
+from helpers import c_compiler
 
 HEADER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
@@ -86,9 +87,7 @@ int main(int argc, char **argv) {
 def build():
     """Builds the program with the compiler that builds the extension; yields a
     function that builds one variant and returns its path."""
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    if shutil.which(compiler[0]) is None:
-        pytest.skip(f"no C compiler ({compiler[0]}) to build the scan test with")
+    compiler = c_compiler("the scan test")
     folder = tempfile.mkdtemp(prefix="poster-scan-")
     source = os.path.join(folder, "scan.c")
     with open(source, "w") as f:

@@ -14,16 +14,16 @@ is tried again), and the numbers are those ``os.stat`` gives.
 import errno
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 
 import pytest
 
 from poster import _backend
+
+from helpers import c_compiler
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -144,9 +144,7 @@ print(json.dumps(out))
 def shim():
     """The preload library, built with the compiler that builds the extension,
     in a folder of its own (LD_PRELOAD cannot name a path with a space)."""
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    if shutil.which(compiler[0]) is None:
-        pytest.skip(f"no C compiler ({compiler[0]}) to build the preload library with")
+    compiler = c_compiler("the preload library")
     folder = tempfile.mkdtemp(prefix="poster-shim-")
     assert not any(char.isspace() for char in folder), folder
     source, library = os.path.join(folder, "shim.c"), os.path.join(folder, "shim.so")

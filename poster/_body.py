@@ -31,6 +31,13 @@ __all__ = ["DEFAULT_BLOCKSIZE", "MultipartStream", "MultipartBody", "part_blocks
 #: Block size of :func:`poster.encode.multipart_encode` bodies, in bytes.
 DEFAULT_BLOCKSIZE = 64 * 1024
 
+#: With the default block size, iteration (``for``, ``next``) reads a
+#: regular file of at most this many bytes into one block, with what goes
+#: around it: a 256 KiB upload is one send of the client, not four (each a
+#: system call, and on loopback TCP two segments).  A block size chosen by
+#: the caller, or a ``rate``, keeps every block within ``blocksize``.
+SYNC_WHOLE_FILE = 256 * 1024
+
 #: What a walk does with a file part's content: given the param, its
 #: reading and the hashers to feed (or None), an iterator of what to yield
 #: (``bytes`` blocks, or the counts of bytes it put on a socket itself).
@@ -525,13 +532,15 @@ class MultipartStream:
                 "`async for` (an async client such as httpx.AsyncClient or aiohttp)"
             )
 
-    def _running(self, file_blocksize: int = 0, whole_file: int = 0) -> Generator[Any, None, None]:
+    def _running(self, file_blocksize: int = 0, whole_file: Optional[int] = None) -> Generator[Any, None, None]:
         """The walk under way, or a new one for a body that is fresh (see
         :meth:`_generate`: ``file_blocksize`` defaults to ``blocksize``, and
-        ``whole_file`` to 0, no file in one block)."""
+        ``whole_file`` to what iteration takes, :meth:`_sync_whole_file`)."""
         if self._blocks is None:
             if self._ended or self._sent or self._interrupted:
                 raise self._consumed_error()
+            if whole_file is None:
+                whole_file = self._sync_whole_file()
             self._blocks = self._generate(file_blocksize or self.blocksize, whole_file)
         elif self._held is self._blocks:
             raise BodyConsumedError(
@@ -540,6 +549,14 @@ class MultipartStream:
                 "seek(0)) to send the body from the start"
             )
         return self._blocks
+
+    def _sync_whole_file(self) -> int:
+        """The largest regular file that iteration reads into one block:
+        :data:`SYNC_WHOLE_FILE` with the default block size and no pacing,
+        else 0 (every file in blocks of ``blocksize``)."""
+        if self.rate is None and self.blocksize == DEFAULT_BLOCKSIZE:
+            return SYNC_WHOLE_FILE
+        return 0
 
     def __iter__(self) -> Iterator[bytes]:
         self._check_sync()

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from poster._body import DEFAULT_BLOCKSIZE, SYNC_WHOLE_FILE
 from poster.encode import MultipartParam, multipart_encode
 from poster.errors import BoundaryCollisionError, ContentSizeError
 
@@ -139,6 +140,107 @@ def test_a_small_file_that_changed_size_never_completes(tmp_path, change):
             for block in body:
                 out.append(block)
         assert out == []
+
+
+# -- files of up to SYNC_WHOLE_FILE bytes, with the default block size -----------
+
+
+@pytest.mark.parametrize("kind", ["path", "file object"])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_file_of_at_most_sync_whole_file_bytes_is_one_block(tmp_path, kind, extra):
+    # Fields, the part's header, the content, its CRLF and the close
+    # delimiter go out together; a byte more and the content comes in
+    # blocks of the block size again, the header in the first, the close
+    # delimiter in the last.
+    path, data = small_file(tmp_path, size=SYNC_WHOLE_FILE + extra)
+    fields = [("title", "a small upload")]
+    with open(path, "rb") as f:
+        param = (MultipartParam.from_file("file", str(path)) if kind == "path"
+                 else MultipartParam("file", fileobj=f, filename="small.bin",
+                                     filetype="application/octet-stream"))
+        body, headers = multipart_encode(fields + [param], BOUNDARY)
+        blocks = list(body)
+    whole = expected(fields, [("file", "small.bin", data)])
+    assert b"".join(blocks) == whole
+    assert len(whole) == int(headers["Content-Length"]) == body.tell()
+    if extra:
+        assert [len(block) for block in blocks[1:-1]] == [DEFAULT_BLOCKSIZE] * 3
+        assert blocks[-1] == data[-extra:] + b"\r\n--" + BOUNDARY.encode() + b"--\r\n"
+    else:
+        assert blocks == [whole]
+
+
+def test_a_whole_file_before_other_parts_is_one_block_of_its_own(tmp_path):
+    path, data = small_file(tmp_path, size=200_000)
+    param = MultipartParam.from_file("file", str(path))
+    body, _ = multipart_encode([param, ("after", "it")], BOUNDARY)
+    blocks = list(body)
+    assert len(blocks) == 2
+    assert blocks[0] == b"--" + BOUNDARY.encode() + b"\r\n" + param._headers + data + b"\r\n"
+    assert blocks[1].startswith(b"--" + BOUNDARY.encode() + b"\r\n")
+
+
+@pytest.mark.parametrize("how", ["blocksize", "rate", "stream"])
+def test_a_chosen_blocksize_a_rate_or_a_stream_keeps_blocks_of_the_blocksize(tmp_path, how):
+    path, data = small_file(tmp_path, size=200_000)
+    kwargs = {"blocksize": 32 * 1024} if how == "blocksize" else {"rate": 1e12} if how == "rate" else {}
+    size = kwargs.get("blocksize", DEFAULT_BLOCKSIZE)
+    param = (MultipartParam("file", fileobj=io.BytesIO(data), filename="small.bin",
+                            filetype="application/octet-stream") if how == "stream"
+             else MultipartParam.from_file("file", str(path)))
+    body, _ = multipart_encode([param], BOUNDARY, **kwargs)
+    blocks = list(body)
+    assert len(blocks) > 200_000 // size
+    assert all(len(block) <= size + len(param._headers) + 64 for block in blocks)
+    assert b"".join(blocks) == expected([], [("file", "small.bin", data)])
+
+
+def test_next_reads_a_whole_file_as_iteration_does(tmp_path):
+    path, data = small_file(tmp_path, size=200_000)
+    body, _ = multipart_encode([MultipartParam.from_file("file", str(path))], BOUNDARY)
+    block = body.next()
+    assert block == expected([], [("file", "small.bin", data)])
+    with pytest.raises(StopIteration):
+        body.next()
+
+
+def test_callbacks_count_a_whole_file_once(tmp_path):
+    path, data = small_file(tmp_path, size=200_000)
+    calls = []
+    param = MultipartParam.from_file("file", str(path))
+    body, _ = multipart_encode([param], BOUNDARY, cb=lambda p, current, total: calls.append((current, total)))
+    total = len(body)
+    head = len(b"--" + BOUNDARY.encode() + b"\r\n") + len(param._headers)
+    assert b"".join(body) == expected([], [("file", "small.bin", data)])
+    assert calls == [(head, total), (head + len(data), total), (total, total)]
+
+
+def test_a_whole_file_holding_the_boundary_never_leaves(tmp_path):
+    path = tmp_path / "collision.bin"
+    path.write_bytes(b"x" * 150_000 + b"\r\n--" + BOUNDARY.encode() + b"y" * 50_000)
+    body, _ = multipart_encode([("a", "b"), MultipartParam.from_file("file", str(path))], BOUNDARY)
+    out = []
+    with pytest.raises(BoundaryCollisionError):
+        for block in body:
+            out.append(block)
+    assert out == []
+
+
+@pytest.mark.parametrize("change", ["grew", "shrank"])
+def test_a_whole_file_that_changed_size_never_completes(tmp_path, change):
+    path, data = small_file(tmp_path, size=200_000)
+    param = MultipartParam.from_file("file", str(path))
+    body, _ = multipart_encode([("a", "b"), param], BOUNDARY)
+    if change == "grew":
+        with open(path, "ab") as out:
+            out.write(b"more")
+    else:
+        os.truncate(path, 150_000)
+    out = []
+    with pytest.raises(ContentSizeError):
+        for block in body:
+            out.append(block)
+    assert out == []
 
 
 def test_a_digest_of_a_part_sent_whole(tmp_path):

@@ -17,7 +17,10 @@ or of the child for curl) are measured per upload.
   ``sendall``: the floor of any client that reads its file (as curl does, and
   as poster does to scan it), shown beside the other limit.  On loopback
   TCP it is at times faster than ``sendfile``.
-* ``poster``: ``urllib.request`` with poster's streaming handlers.
+* ``poster``: ``urllib.request`` with poster's streaming handlers (file
+  content leaves in the blocks the boundary scan read).
+* ``poster, sendfile=True``: ``StreamingHTTPConnection(sendfile=True)``, which
+  sends each block with ``os.sendfile`` once it was scanned (plain HTTP only).
 * ``curl -F``: /usr/bin/curl or whatever ``curl`` is on PATH (left out, with
   a note, when absent).
 * ``requests + toolbelt``: ``requests`` with ``requests_toolbelt``'s
@@ -53,7 +56,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import poster
 from poster.encode import MultipartParam, multipart_encode
-from poster.streaminghttp import StreamingHTTPHandler, StreamingHTTPSHandler
+from poster.streaminghttp import StreamingHTTPConnection, StreamingHTTPHandler, StreamingHTTPSHandler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,6 +125,17 @@ def poster_urllib(url: str, path: str, context: Optional[ssl.SSLContext]) -> int
     datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
     with opener.open(urllib.request.Request(url, datagen, headers)) as response:
         return int(response.read())
+
+
+def poster_sendfile(url: str, path: str, context: Optional[ssl.SSLContext]) -> int:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    conn = StreamingHTTPConnection("127.0.0.1", port, sendfile=True)
+    try:
+        datagen, headers = multipart_encode([MultipartParam.from_file("file", path)])
+        conn.request("POST", "/upload", datagen, headers)
+        return int(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def curl(url: str, path: str, context: Optional[ssl.SSLContext], cafile: str = "") -> int:
@@ -243,6 +257,7 @@ def main() -> None:
             "bare sendfile": (lambda: bare_sendfile(http_url, PATH, None), False),
             "bare read + send": (lambda: bare_read_send(http_url, PATH, None), False),
             "poster": (lambda: poster_urllib(http_url, PATH, None), False),
+            "poster, sendfile=True": (lambda: poster_sendfile(http_url, PATH, None), False),
             "requests + toolbelt": (lambda: requests_toolbelt(http_url, PATH, None), False),
             "httpx": (lambda: httpx_client(http_url, PATH, None), False),
         }
@@ -327,6 +342,7 @@ def report(results: Dict[str, Dict[str, Dict[str, Any]]], rss: Optional[float], 
         ("http: poster CPU / bare sendfile CPU", ratio(http, "poster", "bare sendfile", "cpu"), "<= 1.2"),
         ("http: poster wall / bare read+send wall", ratio(http, "poster", "bare read + send"), "(limit)"),
         ("http: bare sendfile wall / bare read+send wall", ratio(http, "bare sendfile", "bare read + send"), "(info)"),
+        ("http: poster sendfile=True wall / poster wall", ratio(http, "poster, sendfile=True", "poster"), "(info)"),
     ]
     if have_curl:
         rows.append(("http: poster wall / curl -F wall", ratio(http, "poster", "curl -F"), "<= 1.0"))

@@ -667,7 +667,7 @@ class MultipartStream:
 
     # -- sending on a socket -------------------------------------------------------
 
-    def write_to(self, sock: Any, *, sendfile: bool = True, chunked: bool = False) -> int:
+    def write_to(self, sock: Any, *, sendfile: bool = False, chunked: bool = False) -> int:
         """Send the whole body on ``sock``, a connected socket; return its length.
 
         The bytes sent are exactly ``b"".join(body)``, and the same checks
@@ -675,20 +675,23 @@ class MultipartStream:
         holds a collision leaves, a file that shrank or grew raises
         :class:`~poster.errors.ContentSizeError` before the body is complete,
         and the callbacks are called as the bytes go out.  File content moves
-        in blocks of 256 KiB:
+        in blocks of 256 KiB, each read once:
 
-        * over a plain TCP socket, from a regular file, and with ``sendfile``
-          true, each block is read once to scan it and then sent with
-          ``os.sendfile`` (zero-copy, straight from the page cache).  A file
-          that shrinks meanwhile is caught; one overwritten in place between
-          the scan of a block and its send would send the new bytes, so pass
-          ``sendfile=False`` for files that are written while uploaded;
-        * otherwise (TLS sockets, other streams) through ``sock.sendall``.
+        * by default, each block goes out through ``sock.sendall`` once it
+          was scanned: the bytes sent are the very bytes scanned, whatever
+          happens to the file meanwhile;
+        * with ``sendfile`` true, over a plain TCP socket and from a regular
+          file, each block is read to scan it and then sent with
+          ``os.sendfile`` (zero-copy, straight from the page cache: one copy
+          fewer, at the price of a second read of the page cache, which on
+          loopback TCP made it the slower of the two).  A file that shrinks
+          meanwhile is caught; one overwritten in place between the scan of
+          a block and its send sends the new bytes, which were not scanned.
 
         With ``chunked`` the body goes out in HTTP/1.1 chunked transfer
         coding, chunks of up to ``blocksize`` bytes (small pieces are put
-        together, a file range is one chunk, sent with ``os.sendfile`` as
-        above), then the last chunk; this is how a body of unknown length
+        together, a file range is one chunk, sent with ``os.sendfile`` with
+        ``sendfile`` true), then the last chunk; this is how a body of unknown length
         (``total`` None) is sent.
 
         ``sock`` may be anything with ``sendall``; ``os.sendfile`` is used only

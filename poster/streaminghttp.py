@@ -18,17 +18,17 @@ What the connections send:
 
 * a body from :func:`poster.encode.multipart_encode` puts itself on the
   socket (:meth:`poster.encode.MultipartBody.write_to`): file content goes
-  out with ``os.sendfile`` over plain HTTP from a regular file, else as
-  ``memoryview`` slices of one reused buffer (TLS, in-memory streams).  The
-  bytes on the wire are ``b"".join(datagen)`` either way, and the body is
-  rewound before it is sent, so an authentication retry or a 307/308
-  redirect sends all of it again;
+  out in the very blocks its boundary scan read, 256 KiB at a time (with
+  ``sendfile=True``, over plain HTTP from a regular file, with
+  ``os.sendfile`` after the scan).  The bytes on the wire are
+  ``b"".join(datagen)`` either way, and the body is rewound before it is
+  sent, so an authentication retry or a 307/308 redirect sends all of it
+  again;
 * a binary file object is sent from its position to its end (``os.sendfile``
   when it can), an iterable block by block, ``bytes`` as they are.
 
 A poster body of unknown length (a part from a pipe or a generator) is sent
-with ``Transfer-Encoding: chunked``, in chunks of up to its block size (file
-ranges still with ``os.sendfile``).  Any other file or iterable body needs a
+with ``Transfer-Encoding: chunked``, in chunks of up to its block size.  Any other file or iterable body needs a
 ``Content-Length`` header (``ValueError`` otherwise, as in poster 0.8.1).
 A file body is held to it: a file with fewer or more bytes from its position
 raises :class:`poster.encode.ContentSizeError` before the request is complete.
@@ -109,7 +109,7 @@ class _StreamingConnectionMixin:
     auto_open: int
 
     continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT
-    use_sendfile: bool = True
+    use_sendfile: Optional[bool] = None
     _expect_continue: bool = False
     _content_length: Optional[int] = None
     _chunked_head: bool = False
@@ -196,7 +196,7 @@ class _StreamingConnectionMixin:
                     size = "unknown length" if data.total is None else f"{data.total} bytes"
                     print(f"send: a poster body of {size}" + (", chunked" if chunked else ""))
                 data.reset()
-                data.write_to(self.sock, sendfile=self.use_sendfile, chunked=chunked)
+                data.write_to(self.sock, sendfile=self.use_sendfile is True, chunked=chunked)
             elif hasattr(data, "read"):
                 if self.debuglevel > 0:
                     print("send: a file object")
@@ -223,7 +223,7 @@ class _StreamingConnectionMixin:
 
     def _send_file(self, fileobj: Any, length: Optional[int] = None) -> None:
         source = None
-        if self.use_sendfile and _send.is_plain_socket(self.sock):
+        if self.use_sendfile is not False and _send.is_plain_socket(self.sock):
             source = readable_regular_descriptor(fileobj)
         if source is not None:
             offset = fileobj.tell()
@@ -476,8 +476,19 @@ class StreamingHTTPConnection(_StreamingConnectionMixin, http.client.HTTPConnect
 
     ``body`` (of :meth:`request`, or given to :meth:`send`) may be ``bytes``,
     a body from :func:`poster.encode.multipart_encode`, a binary file object
-    or an iterable of ``bytes``.  File content is sent with ``os.sendfile``
-    when ``sendfile`` is true and it comes from a regular file.
+    or an iterable of ``bytes``.
+
+    ``sendfile`` says how file content goes out:
+
+    * None (the default): a file body (a regular file) with ``os.sendfile``,
+      zero-copy; a poster body's file content in the blocks its boundary
+      scan read, so the bytes sent are the bytes scanned (on loopback TCP
+      that is also faster than reading each block again with
+      ``os.sendfile``: see the README's performance section);
+    * True: a poster body's file content with ``os.sendfile`` as well, once
+      each block was scanned (a file rewritten in place meanwhile then sends
+      bytes that were not scanned: see :meth:`~poster.encode.MultipartBody.write_to`);
+    * False: never ``os.sendfile``.
 
     ``continue_timeout`` is how long to wait for ``100 Continue`` when the
     request carries ``Expect: 100-continue``.  Other arguments are those of
@@ -490,11 +501,13 @@ class StreamingHTTPConnection(_StreamingConnectionMixin, http.client.HTTPConnect
         port: Optional[int] = None,
         *args: Any,
         continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT,
-        sendfile: bool = True,
+        sendfile: Optional[bool] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(host, port, *args, **kwargs)
         self.continue_timeout = continue_timeout
+        if sendfile is not None and not isinstance(sendfile, bool):
+            raise TypeError(f"sendfile must be None, True or False, not {sendfile!r}")
         self.use_sendfile = sendfile
 
 

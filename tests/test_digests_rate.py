@@ -56,7 +56,8 @@ def test_a_reset_clears_the_digests_and_a_second_send_makes_them_again():
     assert body.digests == [("f", SHA)]
 
 
-def test_write_to_with_sendfile_hashes_what_it_scanned(tmp_path):
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_write_to_hashes_what_it_scanned(tmp_path, sendfile):
     path = tmp_path / "big.bin"
     path.write_bytes(DATA)
     body, headers = multipart_encode([MultipartParam.from_file("f", str(path))], "BND", digest="sha256")
@@ -72,7 +73,7 @@ def test_write_to_with_sendfile_hashes_what_it_scanned(tmp_path):
     thread = threading.Thread(target=sink)
     thread.start()
     with socket.create_connection(server.getsockname()) as client:
-        body.write_to(client)
+        body.write_to(client, sendfile=sendfile)
     thread.join(10)
     server.close()
     assert len(received) == int(headers["Content-Length"])

@@ -537,7 +537,8 @@ def test_file_moved_since_its_param_was_made_is_sent_from_where_it_was(
     assert bytes(record.body) == expected
 
 
-def test_sendfile_is_used_for_real_files_over_http(echo_server, tls_echo_server, opener, tmp_path, monkeypatch):
+def sendfile_spy(monkeypatch):
+    """The byte counts os.sendfile sends from now on."""
     calls = []
     real_sendfile = os.sendfile
 
@@ -547,13 +548,38 @@ def test_sendfile_is_used_for_real_files_over_http(echo_server, tls_echo_server,
         return sent
 
     monkeypatch.setattr(os, "sendfile", spy)
+    return calls
+
+
+def test_a_poster_body_sends_the_blocks_it_scanned(echo_server, tls_echo_server, opener, tmp_path, monkeypatch):
+    # By default a poster body's file content leaves in the blocks its
+    # boundary scan read, over HTTP as over TLS: no os.sendfile.
+    calls = sendfile_spy(monkeypatch)
     params, expected = sample_params(tmp_path, size=5_000_000)
     datagen, headers = multipart_encode(params)
     check_fields(open_json(opener, urllib.request.Request(echo_server.url + "/u", datagen, headers)), expected)
-    assert sum(calls) == 5_000_000  # the file part, and nothing else
-    calls.clear()
     check_fields(open_json(opener, urllib.request.Request(tls_echo_server.url + "/u", datagen, headers)), expected)
-    assert calls == []  # not over TLS
+    assert calls == []
+
+
+def test_sendfile_true_sends_a_poster_body_s_files_with_sendfile(echo_server, tmp_path, monkeypatch):
+    calls = sendfile_spy(monkeypatch)
+    params, expected = sample_params(tmp_path, size=5_000_000)
+    datagen, headers = multipart_encode(params)
+    conn = StreamingHTTPConnection("127.0.0.1", echo_server.port, timeout=TIMEOUT, sendfile=True)
+    try:
+        conn.request("POST", "/u", datagen, headers)
+        response = conn.getresponse()
+        check_fields(json.loads(response.read()), expected)
+    finally:
+        conn.close()
+    assert sum(calls) == 5_000_000  # the file part, and nothing else
+
+
+@pytest.mark.parametrize("value", [1, "yes"])
+def test_sendfile_must_be_none_or_a_bool(value):
+    with pytest.raises(TypeError, match="sendfile must be None, True or False"):
+        StreamingHTTPConnection("127.0.0.1", 80, sendfile=value)
 
 
 def test_plain_file_body_uses_sendfile_over_http(echo_server, opener, tmp_path, monkeypatch):

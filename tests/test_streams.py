@@ -539,7 +539,7 @@ class ChunkRecorder:
         self.sock.close()
 
 
-def test_poster_handlers_send_chunks_of_up_to_the_block_size_with_sendfile_for_files(tmp_path, monkeypatch):
+def test_poster_handlers_send_chunks_of_up_to_the_block_size_from_the_blocks_scanned(tmp_path, monkeypatch):
     path = tmp_path / "known.bin"
     path.write_bytes(PAYLOAD)
     calls = []
@@ -566,6 +566,30 @@ def test_poster_handlers_send_chunks_of_up_to_the_block_size_with_sendfile_for_f
     assert max(recorder.sizes) <= 32768
     # 100-byte generator chunks leave as full blocks, not one chunk each
     assert len(recorder.sizes) < len(want) // 32768 + 12
+    assert calls == []  # the file part of known length went from the blocks scanned
+
+
+def test_a_chunked_connection_with_sendfile_sends_file_ranges_by_sendfile(tmp_path, monkeypatch):
+    path = tmp_path / "known.bin"
+    path.write_bytes(PAYLOAD)
+    calls = []
+    real_sendfile = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *args: calls.append(args[3]) or real_sendfile(*args))
+    params = [("a", "1"), MultipartParam("gen", fileobj=chunks_of(PAYLOAD, 100), filename="g"),
+              MultipartParam.from_file("known", str(path))]
+    body, headers = multipart_encode(params, "BND", blocksize=32768)
+    want = b"".join(multipart_encode(params[:1] + [MultipartParam("gen", PAYLOAD, filename="g"), params[2]],
+                                     "BND")[0])
+    recorder = ChunkRecorder()
+    conn = streaminghttp.StreamingHTTPConnection("127.0.0.1", recorder.port, timeout=TIMEOUT, sendfile=True)
+    try:
+        conn.request("POST", "/", body, headers, encode_chunked=True)
+        assert conn.getresponse().read() == b"ok"
+    finally:
+        conn.close()
+    recorder.thread.join(TIMEOUT)
+    assert recorder.body == want
+    assert max(recorder.sizes) <= 32768
     assert sum(calls) == len(PAYLOAD)  # the file part of known length went by sendfile
 
 

@@ -25,7 +25,9 @@ PoolManager, httpx Client) three contenders send the same form:
 Every contender runs in a process of its own, imports and connection set up
 (and a few uploads made) before the clock; contenders alternate round by
 round in a rotating order and a ratio (their time / poster's) is taken
-within each round; the table shows medians of those ratios.
+within each round; the table shows medians of those ratios, and the rate
+column the wall time and the client's CPU time (user + system) per upload,
+medians too.
 """
 
 from __future__ import annotations
@@ -191,10 +193,11 @@ def child(client: str, kind: str, url: str, path: str, count: int) -> None:
         received = upload()
         if not size < received < size + 1024:
             raise SystemExit(f"{client} {kind}: the sink got {received} bytes for a {size}-byte file")
+    cpu = time.process_time()
     start = time.perf_counter()
     for _ in range(count):
         upload()
-    print(time.perf_counter() - start)
+    print(time.perf_counter() - start, time.process_time() - cpu)
 
 
 #: Another copy of poster to compare with ("poster base"), from --base.
@@ -209,10 +212,12 @@ def child_env(kind: str) -> Dict[str, str]:
     return env
 
 
-def run_child(client: str, kind: str, url: str, path: str, count: int) -> float:
+def run_child(client: str, kind: str, url: str, path: str, count: int) -> Tuple[float, float]:
+    """The wall time and the client's CPU time (user + system) of ``count`` uploads."""
     out = subprocess.run([sys.executable, __file__, "--child", client, kind, url, path, str(count)],
                          check=True, capture_output=True, text=True, env=child_env(kind)).stdout
-    return float(out)
+    wall, cpu = out.split()
+    return float(wall), float(cpu)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -226,9 +231,12 @@ def small_rows(rounds: int, sizes: Sequence[int] = (1, 16, 256)) -> List[tuple]:
         runs = [(size, client, kind) for size in sizes for client, kinds in CONTENDERS.items()
                 for kind in kinds + (["poster base"] if BASE else [])]
         times: Dict[tuple, List[float]] = {run: [] for run in runs}
+        cpus: Dict[tuple, List[float]] = {run: [] for run in runs}
         for number in range(rounds):
             for size, client, kind in runs[number % len(runs):] + runs[: number % len(runs)]:
-                times[size, client, kind].append(run_child(client, kind, url, paths[size], COUNTS[size]))
+                wall, cpu = run_child(client, kind, url, paths[size], COUNTS[size])
+                times[size, client, kind].append(wall)
+                cpus[size, client, kind].append(cpu)
             print(f"  small uploads: round {number + 1}/{rounds}", file=sys.stderr)
     finally:
         sink.kill()
@@ -239,8 +247,9 @@ def small_rows(rounds: int, sizes: Sequence[int] = (1, 16, 256)) -> List[tuple]:
         theirs = times[size, client, kind]
         ratio = statistics.median(t / o for t, o in zip(theirs, ours))
         per_upload = statistics.median(theirs) / COUNTS[size] * 1e6
+        cpu_per_upload = statistics.median(cpus[size, client, kind]) / COUNTS[size] * 1e6
         rows.append((f"small {size}K {client}", kind, statistics.median(theirs) * 1000,
-                     f"{per_upload:7.0f} us/up", ratio, TARGETS.get((client, kind))))
+                     f"{per_upload:4.0f}/{cpu_per_upload:3.0f} us/up", ratio, TARGETS.get((client, kind))))
     return rows
 
 

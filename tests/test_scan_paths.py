@@ -1,16 +1,18 @@
 """Every code path of the compiled boundary scan against a plain reference.
 
-``src/_fastencode_scan.h`` finds a delimiter after a CR or a LF in three
-ways: AVX2 (chosen at run time), SSE2 (x86-64 without AVX2) and memchr
-(every other CPU, and the last few offsets on x86-64).  A machine runs one
-of the first two for most offsets, so here a small C program includes the
-header three times over, each time with the faster paths switched off in
-turn, and compares each with a byte-by-byte reference on random content
-built to hold line breaks, near misses and delimiters at every distance
-from the ends.
+``src/_fastencode_scan.h`` finds a delimiter after a CR or a LF in four
+ways: AVX-512 and AVX2 (chosen at run time), SSE2 (x86-64 without either)
+and memchr (every other CPU, and the last few offsets on x86-64).  A
+machine runs one of the first three for most offsets, so here a small C
+program includes the header four times over, each time with the faster
+paths switched off in turn, and compares each with a byte-by-byte
+reference on random content built to hold line breaks, near misses and
+delimiters at every distance from the ends.  Each run says which path it
+took, and one the CPU has must be the one taken.
 """
 
 import os
+import platform
 import shutil
 import subprocess
 import sysconfig
@@ -49,9 +51,24 @@ int main(int argc, char **argv) {
     static unsigned char buffer[4096 + 64];
     const unsigned char near[] = "\n\r-ab\t\x0b\x0c";
     long rounds = atol(argv[1]);
+    const char *path = "memchr";
     poster_scan_init();
+#if (defined(POSTER_TEST_SSE2) || defined(POSTER_TEST_AVX2)) && defined(POSTER_SCAN_AVX512)
+    poster_have_avx512 = 0;
+#endif
 #if defined(POSTER_TEST_SSE2) && defined(POSTER_SCAN_AVX2)
     poster_have_avx2 = 0;
+#endif
+#ifdef POSTER_SCAN_SSE2
+    path = "sse2";
+#endif
+#ifdef POSTER_SCAN_AVX2
+    if (poster_have_avx2)
+        path = "avx2";
+#endif
+#ifdef POSTER_SCAN_AVX512
+    if (poster_have_avx512)
+        path = "avx512";
 #endif
     for (long round = 0; round < rounds; round++) {
         unsigned char pattern[48];
@@ -77,7 +94,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    puts("ok");
+    printf("ok %s\n", path);
     return 0;
 }
 """
@@ -104,11 +121,37 @@ def build():
     shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize("name, defines", [
-    ("default", []),
-    ("sse2", ["-DPOSTER_TEST_SSE2"]),
-    ("memchr", ["-DPOSTER_TEST_MEMCHR"]),
+def cpu_flags():
+    """The flags of this CPU (Linux), or None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def best_path(flags, allowed):
+    """The path an x86-64 CPU with ``flags`` takes among ``allowed``, best first."""
+    wants = {"avx512": {"avx512f", "avx512bw"}, "avx2": {"avx2"}, "sse2": set()}
+    return next(path for path in allowed if wants[path] <= flags)
+
+
+@pytest.mark.parametrize("name, defines, allowed", [
+    ("default", [], ["avx512", "avx2", "sse2"]),
+    ("avx2", ["-DPOSTER_TEST_AVX2"], ["avx2", "sse2"]),
+    ("sse2", ["-DPOSTER_TEST_SSE2"], ["sse2"]),
+    ("memchr", ["-DPOSTER_TEST_MEMCHR"], ["memchr"]),
 ])
-def test_every_scan_path_finds_what_the_reference_finds(build, name, defines):
+def test_every_scan_path_finds_what_the_reference_finds(build, name, defines, allowed):
     result = subprocess.run([build(name, defines), "100000"], capture_output=True, text=True, timeout=120)
-    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdict, path = result.stdout.split()
+    assert verdict == "ok"
+    flags = cpu_flags()
+    if platform.machine() in ("x86_64", "AMD64") and flags is not None and name != "memchr":
+        assert path == best_path(flags, allowed)
+    else:
+        assert path in allowed + ["memchr"]

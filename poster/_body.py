@@ -691,8 +691,8 @@ class MultipartStream:
         With ``chunked`` the body goes out in HTTP/1.1 chunked transfer
         coding, chunks of up to ``blocksize`` bytes (small pieces are put
         together, a file range is one chunk, sent with ``os.sendfile`` with
-        ``sendfile`` true), then the last chunk; this is how a body of unknown length
-        (``total`` None) is sent.
+        ``sendfile`` true), then the last chunk; this is how a body of
+        unknown length (``total`` None) is sent.
 
         ``sock`` may be anything with ``sendall``; ``os.sendfile`` is used only
         for a ``socket.socket`` that is not an ``ssl.SSLSocket``.  Errors of

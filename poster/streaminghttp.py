@@ -28,8 +28,9 @@ What the connections send:
   when it can), an iterable block by block, ``bytes`` as they are.
 
 A poster body of unknown length (a part from a pipe or a generator) is sent
-with ``Transfer-Encoding: chunked``, in chunks of up to its block size.  Any other file or iterable body needs a
-``Content-Length`` header (``ValueError`` otherwise, as in poster 0.8.1).
+with ``Transfer-Encoding: chunked``, in chunks of up to its block size.  Any
+other file or iterable body needs a ``Content-Length`` header
+(``ValueError`` otherwise, as in poster 0.8.1).
 A file body is held to it: a file with fewer or more bytes from its position
 raises :class:`poster.encode.ContentSizeError` before the request is complete.
 

@@ -31,11 +31,12 @@ __all__ = ["DEFAULT_BLOCKSIZE", "MultipartStream", "MultipartBody", "part_blocks
 #: Block size of :func:`poster.encode.multipart_encode` bodies, in bytes.
 DEFAULT_BLOCKSIZE = 64 * 1024
 
-#: With the default block size, iteration (``for``, ``next``) reads a
+#: Unless a block size is given, iteration (``for``, ``next``) reads a
 #: regular file of at most this many bytes into one block, with what goes
 #: around it: a 256 KiB upload is one send of the client, not four (each a
-#: system call, and on loopback TCP two segments).  A block size chosen by
-#: the caller, or a ``rate``, keeps every block within ``blocksize``.
+#: system call, and on loopback TCP two segments).  A block size given by
+#: the caller (even 64 KiB), or a ``rate``, keeps every block within
+#: ``blocksize``.
 SYNC_WHOLE_FILE = 256 * 1024
 
 #: What a walk does with a file part's content: given the param, its
@@ -366,7 +367,7 @@ class MultipartStream:
         params: Iterable[Part],
         boundary: Boundary,
         cb: Optional[Callback] = None,
-        blocksize: int = DEFAULT_BLOCKSIZE,
+        blocksize: Optional[int] = None,
         *,
         subtype: str = FORM_DATA,
         type: Optional[str] = None,
@@ -374,6 +375,10 @@ class MultipartStream:
         digest: Optional[str] = None,
         rate: Optional[float] = None,
     ) -> None:
+        # No block size given: DEFAULT_BLOCKSIZE, and small files whole.
+        self._whole_file = SYNC_WHOLE_FILE if blocksize is None else 0
+        if blocksize is None:
+            blocksize = DEFAULT_BLOCKSIZE
         check_blocksize(blocksize)
         if digest is not None:
             check_algorithm(digest)
@@ -552,11 +557,9 @@ class MultipartStream:
 
     def _sync_whole_file(self) -> int:
         """The largest regular file that iteration reads into one block:
-        :data:`SYNC_WHOLE_FILE` with the default block size and no pacing,
-        else 0 (every file in blocks of ``blocksize``)."""
-        if self.rate is None and self.blocksize == DEFAULT_BLOCKSIZE:
-            return SYNC_WHOLE_FILE
-        return 0
+        :data:`SYNC_WHOLE_FILE` when no block size was given and nothing
+        paces the body, else 0 (every file in blocks of ``blocksize``)."""
+        return self._whole_file if self.rate is None else 0
 
     def __iter__(self) -> Iterator[bytes]:
         self._check_sync()

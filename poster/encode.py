@@ -214,7 +214,7 @@ def multipart_encode(
     cb: Optional[Callback] = None,
     *,
     style: str = "poster",
-    blocksize: int = DEFAULT_BLOCKSIZE,
+    blocksize: Optional[int] = None,
     subtype: str = FORM_DATA,
     type: Optional[str] = None,
     start: Optional[str] = None,
@@ -228,7 +228,10 @@ def multipart_encode(
     that spelling is used everywhere (at most 70 characters, RFC 2046).
     ``headers`` holds ``Content-Type`` and ``Content-Length``; ``datagen``
     yields the body in blocks of about ``blocksize`` bytes, and is a
-    snapshot of the params as they are now.  ``style`` applies to the parts
+    snapshot of the params as they are now.  Without a ``blocksize``, blocks
+    are of 64 KiB (``DEFAULT_BLOCKSIZE``), and iterating reads a regular
+    file of at most 256 KiB into one block with what surrounds it, so that a
+    small upload is one send.  ``style`` applies to the parts
     made from pairs.
 
     When a part's length cannot be known (a pipe, a generator without
@@ -256,12 +259,13 @@ def multipart_encode(
     (never more than one block ahead; it sleeps).
     """
     check_style(style)
-    check_blocksize(blocksize)
+    limit = DEFAULT_BLOCKSIZE if blocksize is None else blocksize
+    check_blocksize(limit)
     if boundary is None:
         boundary = gen_boundary()
     quoted = quote_boundary(boundary)
     if cb is None:
-        parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, blocksize)
+        parts = parts_from_params(params, b"--" + quoted.encode("ascii"), style, limit)
     else:  # the callback is called with each part's param
         parts = MultipartParam.from_params(params, style=style)  # type: ignore[assignment]
     body = MultipartBody(parts, boundary, cb, blocksize, subtype=subtype, type=type, start=start,

@@ -170,6 +170,16 @@ def test_a_file_of_at_most_sync_whole_file_bytes_is_one_block(tmp_path, kind, ex
         assert blocks == [whole]
 
 
+def test_blocksize_none_is_the_default(tmp_path):
+    path, data = small_file(tmp_path, size=200_000)
+    param = MultipartParam.from_file("file", str(path))
+    body, _ = multipart_encode([param], BOUNDARY, blocksize=None)
+    assert body.blocksize == DEFAULT_BLOCKSIZE
+    assert list(body) == [expected([], [("file", "small.bin", data)])]
+    with pytest.raises(ValueError, match="blocksize must be a positive int"):
+        multipart_encode([param], BOUNDARY, blocksize=0)
+
+
 def test_a_whole_file_before_other_parts_is_one_block_of_its_own(tmp_path):
     path, data = small_file(tmp_path, size=200_000)
     param = MultipartParam.from_file("file", str(path))
@@ -180,10 +190,15 @@ def test_a_whole_file_before_other_parts_is_one_block_of_its_own(tmp_path):
     assert blocks[1].startswith(b"--" + BOUNDARY.encode() + b"\r\n")
 
 
-@pytest.mark.parametrize("how", ["blocksize", "rate", "stream"])
+@pytest.mark.parametrize("how", ["blocksize", "the default's size given", "rate", "stream"])
 def test_a_chosen_blocksize_a_rate_or_a_stream_keeps_blocks_of_the_blocksize(tmp_path, how):
     path, data = small_file(tmp_path, size=200_000)
-    kwargs = {"blocksize": 32 * 1024} if how == "blocksize" else {"rate": 1e12} if how == "rate" else {}
+    kwargs = {
+        "blocksize": {"blocksize": 32 * 1024},
+        "the default's size given": {"blocksize": DEFAULT_BLOCKSIZE},
+        "rate": {"rate": 1e12},
+        "stream": {},
+    }[how]
     size = kwargs.get("blocksize", DEFAULT_BLOCKSIZE)
     param = (MultipartParam("file", fileobj=io.BytesIO(data), filename="small.bin",
                             filetype="application/octet-stream") if how == "stream"

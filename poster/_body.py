@@ -231,11 +231,13 @@ def walk(
                         current += count
                         notify(param, part_current, part_total, current)
                         yield item
+                        del item  # not held while the next is read
                 end = reading.start + part_current - head
             finally:
                 reading.close(end)
             if last_block is not None:
                 yield last_block
+                last_block = None
             if digests is not None:
                 digests.finish(param, hashers)
             if not around:
@@ -586,6 +588,10 @@ class MultipartStream:
                 else:
                     self._sent += len(block)
                 yield block
+                # Not held while the next block is made: a consumer that let
+                # go of this one leaves one block alive, not two (and the
+                # compiled backend can fill this very one again).
+                del block
         except GeneratorExit:
             raise  # a loop left early: the walk stays where it is, for the next
         except BaseException:
@@ -734,6 +740,7 @@ class MultipartStream:
                             f"{param.label()}: the file was cut short while it was sent; "
                             f"fewer than the {param.content_size()} bytes announced are left"
                         )
+                del block  # sent: not held while the next is read
                 offset += count
                 yield count
 

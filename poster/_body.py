@@ -417,6 +417,8 @@ class MultipartStream:
             # No length to tell: it must not look like a body of some length.
             self.__class__ = MultipartStream  # type: ignore[assignment]
         self._blocks: Optional[Generator[Any, None, None]] = None
+        # The walk of a write_to() under way (never handed to an iteration).
+        self._writing: Optional[Generator[Any, None, None]] = None
         self._sent = 0
         self._ended = False
         # Set by a reset that stopped an iteration under way.
@@ -479,13 +481,15 @@ class MultipartStream:
         cannot seek back and was read.
         """
         with self._lock:
-            blocks, self._blocks = self._blocks, None
-            if blocks is not None:
-                self._interrupted = True
-                try:
-                    blocks.close()
-                except ValueError:
-                    pass  # reset by a callback of this very walk: its step stops it
+            walks = (self._blocks, self._writing)
+            self._blocks = self._writing = None
+            for blocks in walks:
+                if blocks is not None:
+                    self._interrupted = True
+                    try:
+                        blocks.close()
+                    except ValueError:
+                        pass  # reset by a callback of this very walk: its step stops it
             for part in self._parts:
                 if isinstance(part, MultipartParam) and part._source is not None:
                     part.reset()
@@ -744,18 +748,38 @@ class MultipartStream:
                 offset += count
                 yield count
 
-        for item in walk(self._walk_parts(), delimiter, window, content, self.cb, self.total,
-                         digests=self._digests):
-            if type(item) is int:  # file content, sent already
-                self._sent += item
-            else:
-                if self.rate is not None:
-                    time.sleep(self._pace(len(item)))
-                send(item)
-                self._sent += len(item)
+        # A reset (from a callback, or another thread) ends the walk under
+        # way, as it ends an iteration's, and the send stops there with
+        # BodyConsumedError rather than going on with a body that starts
+        # again from nothing.
+        walker = walk(self._walk_parts(), delimiter, window, content, self.cb, self.total,
+                      digests=self._digests)
+        self._writing = walker
+        try:
+            for item in walker:
+                if self._writing is not walker:
+                    raise self._reset_while_sent()
+                if type(item) is int:  # file content, sent already
+                    self._sent += item
+                else:
+                    if self.rate is not None:
+                        time.sleep(self._pace(len(item)))
+                    send(item)
+                    self._sent += len(item)
+            if self._writing is not walker:  # closed by a reset between two steps
+                raise self._reset_while_sent()
+        finally:
+            if self._writing is walker:
+                self._writing = None
         if out is not None:
             out.close()
         return self._sent
+
+    def _reset_while_sent(self) -> BodyConsumedError:
+        return BodyConsumedError(
+            "this body was reset while write_to() was sending it: the request is "
+            "incomplete; send it again from the start on a new connection"
+        )
 
 
 class _Chunks:

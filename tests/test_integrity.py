@@ -539,6 +539,88 @@ def test_reset_during_a_loop_stops_that_loop():
     assert len(b"".join(datagen)) == int(headers["Content-Length"])  # a new loop sends it whole
 
 
+class _Received:
+    """The far end of a socket pair, read to its end in a thread."""
+
+    def __init__(self):
+        import socket
+
+        self.near, self._far = socket.socketpair()
+        self.data = bytearray()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while chunk := self._far.recv(1 << 20):
+            self.data += chunk
+
+    def close(self):
+        import socket
+
+        self.near.shutdown(socket.SHUT_WR)
+        self._thread.join(10)
+        self.near.close()
+        self._far.close()
+        return bytes(self.data)
+
+
+@pytest.mark.parametrize("sendfile", [False, True])
+def test_a_reset_from_a_callback_stops_write_to(tmp_path, sendfile):
+    path = tmp_path / "f.bin"
+    write(path, os.urandom(1 << 20))
+    calls = []
+
+    def cb(param, current, total):
+        calls.append(current)
+        if len(calls) == 3:
+            datagen.reset()
+
+    datagen, headers = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY, cb=cb)
+    peer = _Received()
+    with pytest.raises(BodyConsumedError, match="reset while write_to"):
+        datagen.write_to(peer.near, sendfile=sendfile)
+    sent = peer.close()
+    assert 0 < len(sent) < int(headers["Content-Length"])  # what went before the reset, no more
+    assert datagen.tell() == 0
+    # The reset made it fresh: sent again, it is whole.
+    peer = _Received()
+    assert datagen.write_to(peer.near, sendfile=sendfile) == int(headers["Content-Length"])
+    again = peer.close()
+    assert len(again) == int(headers["Content-Length"]) and again.startswith(sent)
+
+
+def test_a_reset_from_another_thread_stops_write_to(tmp_path):
+    path = tmp_path / "f.bin"
+    write(path, os.urandom(4 << 20))
+    datagen, headers = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY,
+                                        rate=8 << 20)  # half a second: time to reset it
+    peer = _Received()
+    timer = threading.Timer(0.1, datagen.reset)
+    timer.start()
+    with pytest.raises(BodyConsumedError, match="reset while write_to"):
+        datagen.write_to(peer.near)
+    timer.join()
+    assert len(peer.close()) < int(headers["Content-Length"])
+
+
+def test_a_body_being_written_cannot_be_iterated_meanwhile(tmp_path):
+    path = tmp_path / "f.bin"
+    write(path, os.urandom(1 << 20))
+    seen = []
+
+    def cb(param, current, total):
+        if not seen:
+            with pytest.raises(BodyConsumedError):
+                seen.append(next(iter(datagen)))
+            seen.append("refused")
+
+    datagen, headers = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY, cb=cb)
+    peer = _Received()
+    assert datagen.write_to(peer.near) == int(headers["Content-Length"])
+    assert len(peer.close()) == int(headers["Content-Length"])
+    assert seen == ["refused"]
+
+
 def test_reset_during_an_async_loop_stops_that_loop():
     datagen, headers = multipart_encode([MultipartParam("f", fileobj=io.BytesIO(os.urandom(50_000)))],
                                         BOUNDARY, blocksize=1024)

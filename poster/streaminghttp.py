@@ -110,7 +110,7 @@ class _StreamingConnectionMixin:
     auto_open: int
 
     continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT
-    use_sendfile: Optional[bool] = None
+    use_sendfile: Any = None  # None, or true or false: see StreamingHTTPConnection
     _expect_continue: bool = False
     _content_length: Optional[int] = None
     _chunked_head: bool = False
@@ -197,7 +197,8 @@ class _StreamingConnectionMixin:
                     size = "unknown length" if data.total is None else f"{data.total} bytes"
                     print(f"send: a poster body of {size}" + (", chunked" if chunked else ""))
                 data.reset()
-                data.write_to(self.sock, sendfile=self.use_sendfile is True, chunked=chunked)
+                # sendfile=None (the default): the blocks scanned, as write_to does.
+                data.write_to(self.sock, sendfile=bool(self.use_sendfile), chunked=chunked)
             elif hasattr(data, "read"):
                 if self.debuglevel > 0:
                     print("send: a file object")
@@ -224,7 +225,7 @@ class _StreamingConnectionMixin:
 
     def _send_file(self, fileobj: Any, length: Optional[int] = None) -> None:
         source = None
-        if self.use_sendfile is not False and _send.is_plain_socket(self.sock):
+        if (self.use_sendfile is None or self.use_sendfile) and _send.is_plain_socket(self.sock):
             source = readable_regular_descriptor(fileobj)
         if source is not None:
             offset = fileobj.tell()
@@ -486,10 +487,10 @@ class StreamingHTTPConnection(_StreamingConnectionMixin, http.client.HTTPConnect
       scan read, so the bytes sent are the bytes scanned (on loopback TCP
       that is also faster than reading each block again with
       ``os.sendfile``: see the README's performance section);
-    * True: a poster body's file content with ``os.sendfile`` as well, once
+    * true: a poster body's file content with ``os.sendfile`` as well, once
       each block was scanned (a file rewritten in place meanwhile then sends
       bytes that were not scanned: see :meth:`~poster.encode.MultipartBody.write_to`);
-    * False: never ``os.sendfile``.
+    * false (but not None): never ``os.sendfile``.
 
     ``continue_timeout`` is how long to wait for ``100 Continue`` when the
     request carries ``Expect: 100-continue``.  Other arguments are those of
@@ -502,13 +503,11 @@ class StreamingHTTPConnection(_StreamingConnectionMixin, http.client.HTTPConnect
         port: Optional[int] = None,
         *args: Any,
         continue_timeout: float = DEFAULT_CONTINUE_TIMEOUT,
-        sendfile: Optional[bool] = None,
+        sendfile: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(host, port, *args, **kwargs)
         self.continue_timeout = continue_timeout
-        if sendfile is not None and not isinstance(sendfile, bool):
-            raise TypeError(f"sendfile must be None, True or False, not {sendfile!r}")
         self.use_sendfile = sendfile
 
 

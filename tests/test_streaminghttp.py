@@ -576,10 +576,35 @@ def test_sendfile_true_sends_a_poster_body_s_files_with_sendfile(echo_server, tm
     assert sum(calls) == 5_000_000  # the file part, and nothing else
 
 
-@pytest.mark.parametrize("value", [1, "yes"])
-def test_sendfile_must_be_none_or_a_bool(value):
-    with pytest.raises(TypeError, match="sendfile must be None, True or False"):
-        StreamingHTTPConnection("127.0.0.1", 80, sendfile=value)
+@pytest.mark.parametrize("value, raw, poster_body", [
+    (None, True, False), (True, True, True), (1, True, True), (False, False, False), (0, False, False),
+])
+def test_sendfile_none_true_or_false(echo_server, tmp_path, monkeypatch, value, raw, poster_body):
+    # None (the default): a raw file body by os.sendfile, a poster body from
+    # the blocks scanned; a true value: both by os.sendfile; a false one
+    # other than None: neither.  The constructor's argument and the
+    # attribute set afterwards alike.
+    calls = sendfile_spy(monkeypatch)
+    path, data = random_file(tmp_path, "raw.bin", 300_000)
+    params, expected = sample_params(tmp_path, size=300_000)
+    datagen, headers = multipart_encode(params)
+    for how in ("argument", "attribute"):
+        conn = (StreamingHTTPConnection("127.0.0.1", echo_server.port, timeout=TIMEOUT, sendfile=value)
+                if how == "argument" else StreamingHTTPConnection("127.0.0.1", echo_server.port, timeout=TIMEOUT))
+        if how == "attribute":
+            conn.use_sendfile = value
+        try:
+            with open(path, "rb") as fileobj:
+                conn.request("POST", "/raw", fileobj, {"Content-Length": str(len(data))})
+                assert json.loads(conn.getresponse().read())["body"] == {"size": len(data), "sha256": sha(data)}
+            assert (sum(calls) == len(data)) == raw and (calls == []) == (not raw)
+            calls.clear()
+            conn.request("POST", "/u", datagen, headers)
+            check_fields(json.loads(conn.getresponse().read()), expected)
+            assert (sum(calls) == 300_000) == poster_body and (calls == []) == (not poster_body)
+            calls.clear()
+        finally:
+            conn.close()
 
 
 def test_plain_file_body_uses_sendfile_over_http(echo_server, opener, tmp_path, monkeypatch):

@@ -34,9 +34,10 @@ DEFAULT_BLOCKSIZE = 64 * 1024
 #: Unless a block size is given, iteration (``for``, ``next``) reads a
 #: regular file of at most this many bytes into one block, with what goes
 #: around it: a 256 KiB upload is one send of the client, not four (each a
-#: system call, and on loopback TCP two segments).  A block size given by
-#: the caller (even 64 KiB), or a ``rate``, keeps every block within
-#: ``blocksize``.
+#: system call, and on loopback TCP two segments).  With a block size given
+#: by the caller (even 64 KiB), or a ``rate``, file content comes in blocks
+#: of ``blocksize`` (the first and last of a part may also carry its header,
+#: its CRLF and the close delimiter, as they always did).
 SYNC_WHOLE_FILE = 256 * 1024
 
 #: What a walk does with a file part's content: given the param, its
@@ -716,10 +717,11 @@ class MultipartStream:
         otherwise).  After the call it counts as ended, as after iterating it.
         """
         self._check_sync()
-        if self._blocks is not None or self._ended or self._sent:
-            raise self._consumed_error()
-        self._interrupted = False
-        self._ended = True  # whatever happens, a second send needs a reset
+        with self._lock:  # two sends of one body at once: one of them is refused
+            if self._blocks is not None or self._writing is not None or self._ended or self._sent:
+                raise self._consumed_error()
+            self._interrupted = False
+            self._ended = True  # whatever happens, a second send needs a reset
         use_sendfile = sendfile and is_plain_socket(sock)
         delimiter = self._delimiter
         # Paced or chunked, a body goes out in blocks of its own size.
@@ -734,6 +736,7 @@ class MultipartStream:
                 count = len(block)
                 if self.rate is not None:
                     time.sleep(self._pace(count))
+                    self._check_writing(walker)  # reset while it waited: not sent
                 if fd < 0:
                     send(block)
                 else:
@@ -749,31 +752,51 @@ class MultipartStream:
                 yield count
 
         # A reset (from a callback, or another thread) ends the walk under
-        # way, as it ends an iteration's, and the send stops there with
-        # BodyConsumedError rather than going on with a body that starts
-        # again from nothing.
+        # way, as it ends an iteration's: nothing more goes out, and the
+        # send stops with BodyConsumedError rather than going on with a
+        # body that starts again from nothing.  (Once every byte went out,
+        # a reset only leaves the body fresh.)
         walker = walk(self._walk_parts(), delimiter, window, content, self.cb, self.total,
                       digests=self._digests)
         self._writing = walker
+        sent = 0  # the bytes this call put on the socket
         try:
             for item in walker:
-                if self._writing is not walker:
-                    raise self._reset_while_sent()
+                self._check_writing(walker)  # reset by a callback: not sent
                 if type(item) is int:  # file content, sent already
-                    self._sent += item
+                    count = item
                 else:
+                    count = len(item)
                     if self.rate is not None:
-                        time.sleep(self._pace(len(item)))
+                        time.sleep(self._pace(count))
+                        self._check_writing(walker)
                     send(item)
-                    self._sent += len(item)
-            if self._writing is not walker:  # closed by a reset between two steps
-                raise self._reset_while_sent()
+                sent += count
+                with self._lock:  # a reset meanwhile zeroed the count: it stays so
+                    if self._writing is walker:
+                        self._sent += count
+            if self._writing is not walker and (self.total is None or sent != self.total):
+                raise self._reset_while_sent()  # the walk was closed before its end
+            if out is not None:
+                out.close()
+        except BaseException:
+            # Its readings end now, not once the caller lets go of the error
+            # (a retry would find a stream still held by this send).
+            try:
+                walker.close()
+            except Exception:
+                pass  # the error that stopped the send is the one to report
+            raise
         finally:
-            if self._writing is walker:
-                self._writing = None
-        if out is not None:
-            out.close()
-        return self._sent
+            with self._lock:
+                if self._writing is walker:
+                    self._writing = None
+        return sent
+
+    def _check_writing(self, walker: Generator[Any, None, None]) -> None:
+        """BodyConsumedError when a reset ended the write_to() walk ``walker``."""
+        if self._writing is not walker:
+            raise self._reset_while_sent()
 
     def _reset_while_sent(self) -> BodyConsumedError:
         return BodyConsumedError(

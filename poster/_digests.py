@@ -152,6 +152,7 @@ def hashed(blocks: Iterator[Any], hashers: Hashers) -> Iterator[Any]:
         for update in updates:
             update(block)
         yield block
+        del block  # not held while the next is read
 
 
 def check_order(parts: List[Any]) -> None:

@@ -603,6 +603,134 @@ def test_a_reset_from_another_thread_stops_write_to(tmp_path):
     assert len(peer.close()) < int(headers["Content-Length"])
 
 
+def test_a_reset_while_a_send_is_blocked_stops_write_to_and_leaves_the_body_fresh():
+    # The peer reads nothing until the reset is made, so the first block's
+    # sendall blocks; the reset comes from another thread meanwhile.
+    import socket
+
+    near, far = socket.socketpair()
+    received = bytearray()
+    reset_done = threading.Event()
+
+    def late_reader():
+        reset_done.wait(10)
+        while chunk := far.recv(1 << 20):
+            received.extend(chunk)
+
+    datagen, headers = multipart_encode([("v", "x" * (8 << 20)), ("w", "y")], BOUNDARY)
+    reader = threading.Thread(target=late_reader, daemon=True)
+    reader.start()
+
+    def reset_soon():
+        time.sleep(0.2)
+        datagen.reset()
+        reset_done.set()
+
+    resetter = threading.Thread(target=reset_soon)
+    resetter.start()
+    try:
+        with pytest.raises(BodyConsumedError, match="reset while write_to"):
+            datagen.write_to(near)
+    finally:
+        resetter.join(10)
+        near.shutdown(socket.SHUT_WR)
+        reader.join(10)
+        near.close()
+        far.close()
+    assert len(received) < int(headers["Content-Length"])  # the second part never left
+    assert datagen.tell() == 0  # the block that was under way is not counted
+    peer = _Received()
+    assert datagen.write_to(peer.near) == int(headers["Content-Length"])  # fresh: no second reset
+    assert len(peer.close()) == int(headers["Content-Length"])
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_reset_once_every_byte_went_out_returns_the_length(tmp_path, chunked):
+    # A reset that lands during the last send (another thread's, made here
+    # as the bytes that end the body go out): the request is whole, so
+    # write_to says how much it sent (not 0, not an error); the body is fresh.
+    path = tmp_path / "f.bin"
+    write(path, os.urandom(600_000))
+    datagen, headers = multipart_encode([("a", "b"), MultipartParam.from_file("f", str(path))], BOUNDARY)
+    close = b"--" + BOUNDARY.encode() + b"--\r\n"
+    peer = _Received()
+
+    class ResetAtTheEnd:
+        def sendall(self, data):
+            peer.near.sendall(data)
+            if bytes(data).endswith(close) or data == b"0\r\n\r\n" or bytes(data).endswith(close + b"\r\n0\r\n\r\n"):
+                datagen.reset()
+
+        def sendmsg(self, buffers):
+            data = b"".join(buffers)
+            self.sendall(data)
+            return len(data)
+
+    assert datagen.write_to(ResetAtTheEnd(), chunked=chunked) == int(headers["Content-Length"])
+    received = peer.close()
+    assert datagen.tell() == 0
+    if chunked:
+        assert received.endswith(b"0\r\n\r\n")
+    else:
+        assert received == b"".join(datagen)  # fresh: it iterates from the start
+
+
+@pytest.mark.parametrize("what", ["values", "file"])
+def test_a_reset_while_a_paced_send_waits_sends_nothing_more(tmp_path, monkeypatch, what):
+    # The reset lands during the wait for the next block (another thread's,
+    # made here at the very moment the wait starts): that block stays home.
+    import poster._body
+
+    path = tmp_path / "f.bin"
+    write(path, os.urandom(300_000))
+    params = ([("a", "x" * 100_000), ("b", "y" * 100_000)] if what == "values"
+              else [MultipartParam.from_file("f", str(path))])
+    datagen, _ = multipart_encode(params, BOUNDARY, rate=1e12)
+    waits = []
+    real_sleep = time.sleep
+
+    def sleep_then_reset(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:
+            datagen.reset()
+        real_sleep(0)
+
+    monkeypatch.setattr(poster._body.time, "sleep", sleep_then_reset)
+    peer = _Received()
+    sent_before = []
+
+    class Counting:
+        def sendall(self, data):
+            sent_before.append(len(waits))
+            peer.near.sendall(data)
+
+    with pytest.raises(BodyConsumedError, match="reset while write_to"):
+        datagen.write_to(Counting())
+    peer.close()
+    assert sent_before == [1]  # the first block only; none after the reset in the second wait
+
+
+def test_a_failed_write_to_lets_go_of_its_sources_at_once(tmp_path):
+    # The error is kept (as a retry loop keeps its last one): the stream the
+    # send held is free again, so a reset and a second send go through.
+    import socket
+
+    stream = io.BytesIO(os.urandom(1 << 20))
+    datagen, headers = multipart_encode([MultipartParam("f", fileobj=stream, filename="f.bin")], BOUNDARY)
+    near, far = socket.socketpair()
+    far.close()  # the peer is gone: the first send fails
+    try:
+        with pytest.raises(OSError) as kept:
+            datagen.write_to(near)
+    finally:
+        near.close()
+    datagen.reset()
+    peer = _Received()
+    assert datagen.write_to(peer.near) == int(headers["Content-Length"])
+    assert len(peer.close()) == int(headers["Content-Length"])
+    assert kept.value is not None
+
+
 def test_a_body_being_written_cannot_be_iterated_meanwhile(tmp_path):
     path = tmp_path / "f.bin"
     write(path, os.urandom(1 << 20))

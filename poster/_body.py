@@ -16,6 +16,7 @@ import threading
 import math
 import reprlib
 import time
+import weakref
 from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from poster import _backend
@@ -918,6 +919,15 @@ ASYNC_FILE_BLOCKSIZE = 512 * 1024
 #: upload's memory flat (two blocks, with the one read ahead).
 ASYNC_WHOLE_FILE = 1024 * 1024
 
+#: An async iteration whose files are each at most ASYNC_WHOLE_FILE bytes
+#: and this many in all (ASYNC_CACHED_FILES at most), all of them in the
+#: page cache, reads them on the event loop (see _AsyncBlocks)...
+ASYNC_CACHED_ON_LOOP = 4 * 1024 * 1024
+ASYNC_CACHED_FILES = 16
+#: ... for up to this long (seconds) in each pass of the loop, all bodies
+#: together; a step due once that is spent is made in a worker thread.
+ASYNC_LOOP_READS = 0.001
+
 
 class _AsyncBlocks:
     """The async iteration of a body: each block is made in a worker thread.
@@ -936,6 +946,19 @@ class _AsyncBlocks:
     next is read while the client sends this one (a client that waits for
     each write to drain, as httpx does, would otherwise leave the file and
     the socket idle in turn).
+
+    Such a body whose files are few and small (each one block, at most
+    :data:`ASYNC_CACHED_ON_LOOP` bytes in all), on a local file system and
+    all in the page cache when its walk starts (:func:`_cached_and_small`),
+    is made on the loop too: each read is then a copy from memory, which
+    waits for no disk (a few hundred microseconds for a mebibyte), where a
+    thread hop in the middle of a request cost the client more than the read
+    (the worker and the loop take the GIL from each other).  The steps made
+    on a loop take :data:`ASYNC_LOOP_READS` of each pass of it at most, all
+    bodies together; a step due after that goes to a worker thread, so 64
+    uploads starting at once do not hold the loop for 64 reads.  A page
+    evicted between the check and the read (memory pressure) is read from
+    the disk on the loop.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -960,6 +983,7 @@ class _AsyncBlocks:
         # With digest=, body.digests lists the parts sent so far: a part's
         # digest is finished when the walk goes past it, which a read-ahead
         # would do while the client still sends the part's last block.
+        self._on_loop = False  # decided when the walk starts
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
             and body.digest is None
@@ -999,9 +1023,31 @@ class _AsyncBlocks:
             else:
                 file_blocksize = max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
                 whole_file = ASYNC_WHOLE_FILE
+            if self._read_ahead:
+                # The check (a few system calls a file) counts as a step.
+                reads = _loop_reads()
+                if reads.take():
+                    started = time.perf_counter()
+                    self._on_loop = _cached_and_small(body._parts)
+                    reads.spent += time.perf_counter() - started
+                    self._read_ahead = not self._on_loop
             with body._lock:
                 self._blocks = body._running(file_blocksize, whole_file)
-        if self._in_thread:
+        if self._on_loop:
+            await asyncio.sleep(0)  # let the loop run between blocks
+            reads = _loop_reads()
+            if reads.take():
+                started = time.perf_counter()
+                try:
+                    block = self._next_block(None)
+                except BaseException:
+                    self._done = True
+                    raise
+                finally:
+                    reads.spent += time.perf_counter() - started
+            else:  # this pass of the loop read enough already
+                block = await self._step_in_thread()
+        elif self._in_thread:
             block = await self._step_in_thread()
         else:
             await asyncio.sleep(0)  # let the loop run between blocks
@@ -1121,6 +1167,59 @@ def _read_by_offset(part: MultipartParam) -> bool:
     """Whether a part that reads a source reads a regular file by offset
     (a read that never waits for a producer)."""
     return isinstance(part._source, (PathSource, DescriptorSource))
+
+
+class _LoopReads:
+    """How long the steps made on one event loop took in the pass of it
+    under way: :meth:`take` allows one while that is under
+    :data:`ASYNC_LOOP_READS`.  A loop runs in one thread, and one thread
+    runs one loop at a time: the state lives in the thread."""
+
+    __slots__ = ("loop", "spent", "_reset_due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)  # a loop closed and dropped is not kept
+        self.spent = 0.0
+        self._reset_due = False
+
+    def take(self) -> bool:
+        if self.spent >= ASYNC_LOOP_READS:
+            return False
+        if not self._reset_due:
+            # Runs in the loop's next pass: what this pass spent is then over.
+            self._reset_due = True
+            asyncio.get_running_loop().call_soon(self._reset)
+        return True
+
+    def _reset(self) -> None:
+        self.spent = 0.0
+        self._reset_due = False
+
+
+_loop_reads_state = threading.local()
+
+
+def _loop_reads() -> _LoopReads:
+    """The :class:`_LoopReads` of the running loop."""
+    loop = asyncio.get_running_loop()
+    reads: Optional[_LoopReads] = getattr(_loop_reads_state, "reads", None)
+    if reads is None or reads.loop() is not loop:
+        reads = _loop_reads_state.reads = _LoopReads(loop)
+    return reads
+
+
+def _cached_and_small(parts: List[Any]) -> bool:
+    """Whether the files that ``parts`` read (regular files read by offset,
+    as for a read ahead) are at most :data:`ASYNC_CACHED_FILES`, each at
+    most :data:`ASYNC_WHOLE_FILE` bytes, :data:`ASYNC_CACHED_ON_LOOP` in
+    all, and can all be read with no wait (``cached()``: a local file
+    system, every page in the page cache)."""
+    sources = [(part._source, part.content_size()) for part in parts if _reads_source(part)]
+    sizes = [size for _, size in sources]
+    if (len(sources) > ASYNC_CACHED_FILES or None in sizes
+            or max(sizes, default=0) > ASYNC_WHOLE_FILE or sum(sizes) > ASYNC_CACHED_ON_LOOP):
+        return False
+    return all(source.cached(size) for source, size in sources)
 
 
 def _reads_source(part: Any) -> bool:

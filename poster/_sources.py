@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import functools
 import io
 import os
 import stat
 import threading
+import time
 import weakref
-from typing import Any, Awaitable, Callable, Iterator, List, Optional, Tuple, Union, final
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple, Union, final
 
 from poster import _backend
 from poster.errors import NotReplayableError, SourceChangedError, SourceInUseError
@@ -49,6 +51,8 @@ __all__ = [
     "source_for",
     "running_loop",
     "readable_regular_descriptor",
+    "page_cached",
+    "local_device",
 ]
 
 Path = Union[str, bytes]
@@ -108,6 +112,119 @@ def readable_regular_descriptor(fileobj: Any) -> Optional[int]:
     return fd
 
 
+def page_cached(fd: int, offset: int, length: int) -> bool:
+    """Whether the page cache holds every page of the ``length`` bytes of
+    the file ``fd`` from ``offset``: whether reading them needs no disk.
+
+    Asked of the kernel with ``cachestat(2)`` (Linux 6.5 and later); False
+    wherever that can't be told (another system, an older kernel, a file
+    system without a page cache of its own), and for any error.
+    """
+    if length <= 0:
+        return True
+    call = _cachestat()
+    if call is None:
+        return False
+    return call(fd, offset, length)
+
+
+_CACHESTAT_UNKNOWN: Any = object()
+_cachestat_call: Any = _CACHESTAT_UNKNOWN
+#: cachestat's system call number, the same on these architectures.
+_CACHESTAT_NUMBER = 451
+_CACHESTAT_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x"}
+
+
+def _cachestat() -> Optional[Callable[[int, int, int], bool]]:
+    """``cachestat(2)`` as ``call(fd, offset, length) -> bool``, made once;
+    None where the system has none."""
+    global _cachestat_call
+    if _cachestat_call is _CACHESTAT_UNKNOWN:
+        _cachestat_call = _make_cachestat()
+    return _cachestat_call  # type: ignore[no-any-return]
+
+
+def _make_cachestat() -> Optional[Callable[[int, int, int], bool]]:
+    import platform
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in _CACHESTAT_MACHINES:
+        return None
+    try:
+        import ctypes
+
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (ImportError, OSError, AttributeError):
+        return None
+    syscall.restype = ctypes.c_long
+    syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
+
+    class Range(ctypes.Structure):
+        _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+    class Stat(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint64) for name in
+                    ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
+
+    # A kernel without it answers ENOSYS, one with it EBADF (no such descriptor).
+    span, answer = Range(0, 1), Stat()
+    if syscall(_CACHESTAT_NUMBER, -1, ctypes.addressof(span), ctypes.addressof(answer), 0) == 0 \
+            or ctypes.get_errno() != errno.EBADF:
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def call(fd: int, offset: int, length: int) -> bool:
+        if fd < 0 or offset < 0:
+            return False
+        span, answer = Range(offset, length), Stat()
+        if syscall(_CACHESTAT_NUMBER, fd, ctypes.addressof(span), ctypes.addressof(answer), 0) != 0:
+            return False
+        pages = (offset + length - 1) // page - offset // page + 1
+        return bool(answer.nr_cache >= pages)
+
+    return call
+
+
+#: File systems whose reads of cached pages wait for nothing: no server to
+#: ask (NFS, SMB, FUSE and the like revalidate a file, or its pages, with a
+#: round trip), nor a daemon.
+LOCAL_FILE_SYSTEMS = frozenset({
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "bcachefs", "jfs", "reiserfs", "nilfs2",
+    "tmpfs", "ramfs", "overlay", "squashfs", "erofs", "iso9660", "udf",
+    "vfat", "msdos", "exfat", "ntfs3", "hfsplus",
+})
+#: How long what /proc/self/mountinfo said is taken as still true, in seconds.
+MOUNTS_FOR = 1.0
+_mounts: Tuple[float, Dict[int, str]] = (float("-inf"), {})
+_mounts_lock = threading.Lock()
+
+
+def local_device(dev: int) -> bool:
+    """Whether the device number ``dev`` (a file's ``st_dev``) is that of a
+    file system in :data:`LOCAL_FILE_SYSTEMS`, as ``/proc/self/mountinfo``
+    tells (read at most once every :data:`MOUNTS_FOR` seconds); False where
+    there is none, and for a device it does not list."""
+    global _mounts
+    now = time.monotonic()
+    with _mounts_lock:
+        read_at, types = _mounts
+        if now - read_at > MOUNTS_FOR:
+            types = {}
+            try:
+                with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        fields = line.split()
+                        if " - " in line and len(fields) > 2 and ":" in fields[2]:
+                            major, _, minor = fields[2].partition(":")
+                            kind = line.split(" - ", 1)[1].split()[:1]
+                            if major.isdigit() and minor.isdigit() and kind:
+                                types[os.makedev(int(major), int(minor))] = kind[0]
+            except OSError:
+                pass
+            _mounts = (now, types)
+    return types.get(dev) in LOCAL_FILE_SYSTEMS
+
+
 #: How a file given by its path is opened: never waiting (a FIFO put at
 #: its path), never passed on to a child process.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -144,6 +261,22 @@ class PathSource:
             os.close(fd)
             raise
         return Reading(fd=fd, start=0, close=lambda end: os.close(fd))
+
+    def cached(self, size: int) -> bool:
+        """Whether the file's first ``size`` bytes can be read with no wait:
+        it is on a local file system (the one it was measured on, with no
+        system call) and the page cache holds them (:func:`page_cached`).
+        False when it can't be opened."""
+        if not local_device(self.identity[0]):
+            return False
+        try:
+            fd = os.open(self.path, _OPEN_FLAGS)
+        except OSError:
+            return False
+        try:
+            return page_cached(fd, 0, size)
+        finally:
+            os.close(fd)
 
     def reset(self) -> None:
         """Nothing to rewind: every reading opens the file anew."""
@@ -186,15 +319,21 @@ class DescriptorSource:
     content, where reading it would have left it.
     """
 
-    __slots__ = ("fileobj", "start", "_descriptor")
+    __slots__ = ("fileobj", "start", "_descriptor", "_device")
 
     def __init__(self, fileobj: Any, fd: int, start: int) -> None:
         self.fileobj = fileobj
         self.start = start
         self._descriptor = _Descriptor(os.dup(fd))
+        self._device = os.fstat(self._descriptor.fd).st_dev
 
     def open(self, label: str) -> Reading:
         return Reading(fd=self._descriptor.fd, start=self.start, close=self._leave_after)
+
+    def cached(self, size: int) -> bool:
+        """Whether the ``size`` bytes of the content can be read with no wait
+        (:meth:`PathSource.cached`)."""
+        return local_device(self._device) and page_cached(self._descriptor.fd, self.start, size)
 
     def _leave_after(self, end: Optional[int]) -> None:
         if end is not None:

@@ -1,8 +1,11 @@
 """How ``async for`` makes a body's blocks: a regular file's content in big
-blocks, in a worker thread; a body held in memory on the event loop."""
+blocks, in a worker thread; a body held in memory, or small files the page
+cache holds, on the event loop."""
 
 import asyncio
+import concurrent.futures
 import io
+import os
 import threading
 
 import pytest
@@ -38,8 +41,9 @@ def test_a_regular_file_comes_in_big_blocks(tmp_path):
 
 def test_a_file_of_at_most_a_mebibyte_is_one_block(tmp_path):
     # Fields, the part's header, the content, its CRLF and the close
-    # delimiter go out together: a 1 MiB upload is one step in the worker
-    # thread and one write, and the same bytes as a sync iteration.
+    # delimiter go out together: a 1 MiB upload is one step (on the loop
+    # when the file is in the page cache, else in a worker thread) and one
+    # write, and the same bytes as a sync iteration.
     path = tmp_path / "one.bin"
     path.write_bytes(bytes(range(256)) * (ASYNC_WHOLE_FILE // 256))
     param = MultipartParam.from_file("f", str(path))
@@ -258,3 +262,218 @@ def test_a_collision_read_ahead_is_raised_in_its_turn(tmp_path):
     # of the delimiter line and is held back with the third.
     assert [len(block) for block in got] == [head_size(param) + ASYNC_FILE_BLOCKSIZE]
     assert b"--" + BOUNDARY.encode() + b"\r" not in b"".join(got)[200:]
+
+
+# -- small files in the page cache: read on the loop ---------------------------------
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor, counting the steps sent to it."""
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+        self.steps = 0
+
+    def submit(self, *args, **kwargs):
+        self.steps += 1
+        return super().submit(*args, **kwargs)
+
+
+def iterate_counting(body):
+    """The blocks of an async iteration of ``body``, and the steps it sent to a thread."""
+    executor = CountingExecutor()
+
+    async def main():
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await blocks_of(body)
+
+    blocks = asyncio.run(main())
+    return blocks, executor.steps
+
+
+def sparse_file(path, size):
+    """A file of ``size`` zero bytes never written nor read: no page of it is in the page cache."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return str(path)
+
+
+def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path):
+    from poster._sources import _cachestat, page_cached
+
+    written = tmp_path / "written.bin"
+    written.write_bytes(bytes(range(256)) * 1024)
+    sparse = sparse_file(tmp_path / "sparse.bin", 256 * 1024)
+    with open(written, "rb") as w, open(sparse, "rb") as s:
+        assert page_cached(s.fileno(), 0, 0)  # nothing to read
+        assert not page_cached(-1, 0, 10) and not page_cached(w.fileno(), -1, 10)
+        if _cachestat() is None:  # no cachestat(2) here: nothing is known to be cached
+            assert not page_cached(w.fileno(), 0, 10)
+            return
+        assert page_cached(w.fileno(), 0, 256 * 1024)  # just written
+        assert page_cached(w.fileno(), 4095, 2)  # two pages
+        assert not page_cached(s.fileno(), 0, 256 * 1024)  # never read
+        os.pread(s.fileno(), 10, 8192)  # its third page only
+        assert page_cached(s.fileno(), 8192, 4096) and page_cached(s.fileno(), 8200, 100)
+        assert not page_cached(s.fileno(), 4096, 8192)  # the second page is not
+        assert not page_cached(s.fileno(), 0, 256 * 1024)
+        assert not page_cached(w.fileno(), 1 << 30, 10)  # past its end
+
+
+def can_tell(path):
+    """Whether this system tells that a file at ``path`` reads with no wait
+    (cachestat(2), and a local file system listed in /proc/self/mountinfo)."""
+    from poster._sources import _cachestat, local_device
+
+    return _cachestat() is not None and local_device(os.stat(path).st_dev)
+
+
+def test_local_device_knows_local_file_systems_from_the_others(tmp_path):
+    from poster._sources import LOCAL_FILE_SYSTEMS, local_device
+
+    assert not local_device(os.makedev(4095, 1048575))  # no such device
+    if not os.path.exists("/proc/self/mountinfo"):
+        assert not local_device(os.stat(tmp_path).st_dev)
+        return
+    assert not local_device(os.stat("/proc/self").st_dev)  # proc: not a store of files
+    kinds = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            major, minor = map(int, line.split()[2].split(":"))
+            kinds[os.makedev(major, minor)] = line.split(" - ")[1].split()[0]
+    dev = os.stat(tmp_path).st_dev
+    assert local_device(dev) == (kinds.get(dev) in LOCAL_FILE_SYSTEMS)
+
+
+def test_small_files_in_the_page_cache_are_read_on_the_loop(tmp_path):
+
+    first = tmp_path / "first.bin"
+    first.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: one block
+    second = tmp_path / "second.txt"
+    second.write_bytes(b"some text\n" * 100)
+    with open(second, "rb") as given:
+        params = [("a", "b"), MultipartParam.from_file("f", str(first)), MultipartParam("g", fileobj=given)]
+        body, headers = multipart_encode(params, BOUNDARY)
+        expected = b"".join(body)
+        body.reset()
+        blocks, steps = iterate_counting(body)
+        assert b"".join(blocks) == expected
+        assert len(expected) == int(headers["Content-Length"]) == body.tell()
+        assert given.tell() == 1000  # left past its content, as a thread would leave it
+    # Where the system can't tell, the files are read in a thread.
+    assert steps == (0 if can_tell(first) else 2)
+
+
+def test_files_not_all_in_the_page_cache_are_read_in_a_thread(tmp_path):
+    cached = tmp_path / "cached.bin"
+    cached.write_bytes(b"x" * 1000)
+    sparse = sparse_file(tmp_path / "sparse.bin", 64 * 1024)
+    body, _ = multipart_encode(
+        [MultipartParam.from_file("f", str(cached)), MultipartParam.from_file("g", sparse)], BOUNDARY
+    )
+    blocks, steps = iterate_counting(body)
+    assert steps >= 1
+    body.reset()
+    assert b"".join(blocks) == b"".join(body)
+    assert bytes(64 * 1024) in b"".join(blocks)
+
+
+def test_a_big_file_or_many_small_ones_keep_the_thread(tmp_path):
+    from poster._body import ASYNC_CACHED_FILES, ASYNC_CACHED_ON_LOOP
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"b" * (ASYNC_WHOLE_FILE + 1))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"s" * ASYNC_WHOLE_FILE)
+    tiny = tmp_path / "tiny.bin"
+    tiny.write_bytes(b"t")
+    many = ASYNC_CACHED_ON_LOOP // ASYNC_WHOLE_FILE + 1
+    for params in ([MultipartParam.from_file("f", str(big))],
+                   [MultipartParam.from_file(f"f{i}", str(small)) for i in range(many)],
+                   [MultipartParam.from_file(f"f{i}", str(tiny)) for i in range(ASYNC_CACHED_FILES + 1)]):
+        body, _ = multipart_encode(params, BOUNDARY)
+        blocks, steps = iterate_counting(body)
+        assert steps >= 1
+        assert sum(map(len, blocks)) == len(body)
+
+
+def test_callbacks_pacing_and_digests_keep_the_thread(tmp_path):
+    path = tmp_path / "small.bin"
+    path.write_bytes(b"s" * 5000)
+    seen = []
+    for options in ({"cb": lambda param, current, total: seen.append(current)}, {"rate": 1e12},
+                    {"digest": "sha256"}):
+        body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY, **options)
+        blocks, steps = iterate_counting(body)
+        assert steps >= 1, options
+        body.reset()
+        assert b"".join(blocks) == b"".join(body)
+    assert seen
+
+
+def test_the_loop_runs_between_files_read_on_it(tmp_path):
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([i]) * ASYNC_WHOLE_FILE)
+        paths.append(str(path))
+    body, _ = multipart_encode([MultipartParam.from_file(f"f{i}", p) for i, p in enumerate(paths)], BOUNDARY)
+    ticks = []
+
+    async def main():
+        stop = False
+
+        async def ticker():
+            while not stop:
+                ticks.append(len(ticks))
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        seen = []
+        async for block in body:
+            seen.append(len(ticks))
+        stop = True
+        await task
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == 4
+    assert all(later > earlier for earlier, later in zip(seen, seen[1:]))  # the ticker ran between blocks
+
+
+def test_a_file_changed_at_its_path_is_refused_on_the_loop_too(tmp_path):
+    from poster.errors import SourceChangedError
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 1000)
+    body, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+    path.write_bytes(b"b" * 2000)  # cached, small: read on the loop, and refused there
+    with pytest.raises(SourceChangedError, match="changed from 1000 to 2000"):
+        iterate_counting(body)
+    gone, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)
+    path.unlink()
+    with pytest.raises(SourceChangedError, match="cannot be opened"):
+        iterate_counting(gone)
+
+
+def test_a_pass_of_the_loop_reads_for_a_millisecond_at_most(tmp_path):
+    # 64 uploads of 1 MiB starting at once (a read of one takes 50 us at the
+    # least): the first steps are made on the loop until a millisecond of
+    # its pass is spent, the others in threads.
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 4096)
+    bodies = [multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY)[0] for _ in range(64)]
+    executor = CountingExecutor()
+
+    async def main():
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await asyncio.gather(*(blocks_of(body) for body in bodies))
+
+    everything = asyncio.run(main())
+    assert all(blocks == everything[0] for blocks in everything)
+    assert len(everything[0]) == 1 and len(everything[0][0]) == len(bodies[0])
+    if can_tell(path):
+        assert 0 < executor.steps < 64
+    else:
+        assert executor.steps == 64

@@ -925,7 +925,8 @@ ASYNC_WHOLE_FILE = 1024 * 1024
 ASYNC_CACHED_ON_LOOP = 4 * 1024 * 1024
 ASYNC_CACHED_FILES = 16
 #: ... for up to this long (seconds) in each pass of the loop, all bodies
-#: together; a step due once that is spent is made in a worker thread.
+#: together: a step is made on the loop when it is expected to fit in what
+#: is left (at the speed of the steps before it), else in a worker thread.
 ASYNC_LOOP_READS = 0.001
 
 
@@ -954,11 +955,12 @@ class _AsyncBlocks:
     waits for no disk (a few hundred microseconds for a mebibyte), where a
     thread hop in the middle of a request cost the client more than the read
     (the worker and the loop take the GIL from each other).  The steps made
-    on a loop take :data:`ASYNC_LOOP_READS` of each pass of it at most, all
-    bodies together; a step due after that goes to a worker thread, so 64
-    uploads starting at once do not hold the loop for 64 reads.  A page
-    evicted between the check and the read (memory pressure) is read from
-    the disk on the loop.
+    on a loop take :data:`ASYNC_LOOP_READS` of each pass of it, all bodies
+    together: a step that is not expected to fit in what is left goes to a
+    worker thread, so 64 uploads starting at once do not hold the loop for
+    64 reads.  A page evicted between the check and the read (memory
+    pressure) is read from the disk on the loop, and a path put over by
+    another between the check and the step's open is looked up there.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -984,6 +986,7 @@ class _AsyncBlocks:
         # digest is finished when the walk goes past it, which a read-ahead
         # would do while the client still sends the part's last block.
         self._on_loop = False  # decided when the walk starts
+        self._step_size = 0  # then: the most bytes a step of it reads
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
             and body.digest is None
@@ -1023,20 +1026,33 @@ class _AsyncBlocks:
             else:
                 file_blocksize = max(body.blocksize, ASYNC_FILE_BLOCKSIZE)
                 whole_file = ASYNC_WHOLE_FILE
-            if self._read_ahead:
+            with body._lock:
+                if body._blocks is not None:
+                    # Another iteration of this body (an aiter() taken
+                    # beside this one) started the walk: one walk, one
+                    # iteration, or each would send part of the body.
+                    self._done = True
+                    raise BodyConsumedError(
+                        "another iteration of this body is under way; send a body once at "
+                        "a time, or make one body for each request"
+                    )
+                self._blocks = body._running(file_blocksize, whole_file)
+            if self._read_ahead and body.blocksize <= ASYNC_WHOLE_FILE:
                 # The check (a few system calls a file) counts as a step.
                 reads = _loop_reads()
-                if reads.take():
+                if reads.take(0):
                     started = time.perf_counter()
                     self._on_loop = _cached_and_small(body._parts)
-                    reads.spent += time.perf_counter() - started
+                    reads.spend(time.perf_counter() - started, 0)
                     self._read_ahead = not self._on_loop
-            with body._lock:
-                self._blocks = body._running(file_blocksize, whole_file)
-        if self._on_loop:
+                    # The most a step reads: the biggest file, or a block of small ones.
+                    largest = max((part.content_size() or 0 for part in body._parts if _reads_source(part)),
+                                  default=0)
+                    self._step_size = min(body.total or 0, largest + body.blocksize)
+        if self._on_loop and self._pending is None:
             await asyncio.sleep(0)  # let the loop run between blocks
-            reads = _loop_reads()
-            if reads.take():
+            reads, size = _loop_reads(), self._step_size
+            if reads.take(size):
                 started = time.perf_counter()
                 try:
                     block = self._next_block(None)
@@ -1044,10 +1060,10 @@ class _AsyncBlocks:
                     self._done = True
                     raise
                 finally:
-                    reads.spent += time.perf_counter() - started
-            else:  # this pass of the loop read enough already
+                    reads.spend(time.perf_counter() - started, size)
+            else:  # it would not fit in what this pass of the loop has left
                 block = await self._step_in_thread()
-        elif self._in_thread:
+        elif self._in_thread:  # (a step kept from a cancelled call first)
             block = await self._step_in_thread()
         else:
             await asyncio.sleep(0)  # let the loop run between blocks
@@ -1171,25 +1187,36 @@ def _read_by_offset(part: MultipartParam) -> bool:
 
 class _LoopReads:
     """How long the steps made on one event loop took in the pass of it
-    under way: :meth:`take` allows one while that is under
-    :data:`ASYNC_LOOP_READS`.  A loop runs in one thread, and one thread
+    under way, and how long a byte of a step takes (``per_byte``, an
+    average of the steps made).  A loop runs in one thread, and one thread
     runs one loop at a time: the state lives in the thread."""
 
-    __slots__ = ("loop", "spent", "_reset_due")
+    __slots__ = ("loop", "spent", "per_byte", "_reset_due")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = weakref.ref(loop)  # a loop closed and dropped is not kept
         self.spent = 0.0
+        self.per_byte = ASYNC_LOOP_READS / (2 * ASYNC_WHOLE_FILE)  # until a step is timed: 2 GB/s
         self._reset_due = False
 
-    def take(self) -> bool:
-        if self.spent >= ASYNC_LOOP_READS:
+    def take(self, size: int) -> bool:
+        """Whether a step of up to ``size`` bytes fits in what is left of
+        :data:`ASYNC_LOOP_READS` in this pass, at ``per_byte``.  (Once steps
+        were too slow for it, as the pure-Python twin's, about 4 ms a
+        mebibyte, this loop makes no more.)"""
+        if self.spent + size * self.per_byte > ASYNC_LOOP_READS or self.spent >= ASYNC_LOOP_READS:
             return False
         if not self._reset_due:
             # Runs in the loop's next pass: what this pass spent is then over.
             self._reset_due = True
             asyncio.get_running_loop().call_soon(self._reset)
         return True
+
+    def spend(self, seconds: float, size: int) -> None:
+        """Count a step of ``size`` bytes that took ``seconds``."""
+        self.spent += seconds
+        if size:
+            self.per_byte += (seconds / size - self.per_byte) / 4
 
     def _reset(self) -> None:
         self.spent = 0.0

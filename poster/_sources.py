@@ -53,6 +53,9 @@ __all__ = [
     "readable_regular_descriptor",
     "page_cached",
     "local_device",
+    "open_cached",
+    "no_wait_state",
+    "refresh_no_wait",
 ]
 
 Path = Union[str, bytes]
@@ -112,78 +115,14 @@ def readable_regular_descriptor(fileobj: Any) -> Optional[int]:
     return fd
 
 
-def page_cached(fd: int, offset: int, length: int) -> bool:
-    """Whether the page cache holds every page of the ``length`` bytes of
-    the file ``fd`` from ``offset``: whether reading them needs no disk.
-
-    Asked of the kernel with ``cachestat(2)`` (Linux 6.5 and later); False
-    wherever that can't be told (another system, an older kernel, a file
-    system without a page cache of its own), and for any error.
-    """
-    if length <= 0:
-        return True
-    call = _cachestat()
-    if call is None:
-        return False
-    return call(fd, offset, length)
-
-
-_CACHESTAT_UNKNOWN: Any = object()
-_cachestat_call: Any = _CACHESTAT_UNKNOWN
-#: cachestat's system call number, the same on these architectures.
-_CACHESTAT_NUMBER = 451
-_CACHESTAT_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x"}
-
-
-def _cachestat() -> Optional[Callable[[int, int, int], bool]]:
-    """``cachestat(2)`` as ``call(fd, offset, length) -> bool``, made once;
-    None where the system has none."""
-    global _cachestat_call
-    if _cachestat_call is _CACHESTAT_UNKNOWN:
-        _cachestat_call = _make_cachestat()
-    return _cachestat_call  # type: ignore[no-any-return]
-
-
-def _make_cachestat() -> Optional[Callable[[int, int, int], bool]]:
-    import platform
-    import sys
-
-    if not sys.platform.startswith("linux") or platform.machine().lower() not in _CACHESTAT_MACHINES:
-        return None
-    try:
-        import ctypes
-
-        syscall = ctypes.CDLL(None, use_errno=True).syscall
-    except (ImportError, OSError, AttributeError):
-        return None
-    syscall.restype = ctypes.c_long
-    syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
-
-    class Range(ctypes.Structure):
-        _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
-
-    class Stat(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_uint64) for name in
-                    ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
-
-    # A kernel without it answers ENOSYS, one with it EBADF (no such descriptor).
-    span, answer = Range(0, 1), Stat()
-    if syscall(_CACHESTAT_NUMBER, -1, ctypes.addressof(span), ctypes.addressof(answer), 0) == 0 \
-            or ctypes.get_errno() != errno.EBADF:
-        return None
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def call(fd: int, offset: int, length: int) -> bool:
-        if fd < 0 or offset < 0:
-            return False
-        span, answer = Range(offset, length), Stat()
-        if syscall(_CACHESTAT_NUMBER, fd, ctypes.addressof(span), ctypes.addressof(answer), 0) != 0:
-            return False
-        pages = (offset + length - 1) // page - offset // page + 1
-        return bool(answer.nr_cache >= pages)
-
-    return call
-
+# -- reads that would not wait ------------------------------------------------------
+#
+# An async iteration reads small files on its event loop when they are read
+# with no wait: on a local file system, found by a path lookup that needs
+# no I/O, and wholly in the page cache.  What the system can tell of it
+# (two system calls reached through ctypes, and the mount table) is made
+# and refreshed in a thread of its own, never on a loop: until it is ready,
+# nothing is known to read with no wait.
 
 #: File systems whose reads of cached pages wait for nothing: no server to
 #: ask (NFS, SMB, FUSE and the like revalidate a file, or its pages, with a
@@ -193,36 +132,186 @@ LOCAL_FILE_SYSTEMS = frozenset({
     "tmpfs", "ramfs", "overlay", "squashfs", "erofs", "iso9660", "udf",
     "vfat", "msdos", "exfat", "ntfs3", "hfsplus",
 })
-#: How long what /proc/self/mountinfo said is taken as still true, in seconds.
+#: How long what /proc/self/mountinfo said is taken as true, in seconds.
 MOUNTS_FOR = 1.0
-_mounts: Tuple[float, Dict[int, str]] = (float("-inf"), {})
-_mounts_lock = threading.Lock()
+#: The system calls' numbers (openat2, cachestat), the same on these machines.
+_OPENAT2, _CACHESTAT = 437, 451
+_SYSCALL_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x"}
+#: openat2's resolve flags: fail rather than wait for a lookup's I/O
+#: (RESOLVE_CACHED), and follow no symlink (RESOLVE_NO_SYMLINKS: a path
+#: put over with a link to another file system is not taken to be local).
+_RESOLVE_NO_SYMLINKS, _RESOLVE_CACHED = 0x04, 0x20
+
+
+class _NoWait:
+    """What this system tells of reads that would not wait, as of ``made``
+    (time.monotonic()): ``open_cached(path) -> fd or -1``,
+    ``cachestat(fd, offset, length) -> bool`` (None where the system has
+    none), and the types of the file systems mounted, by device number."""
+
+    __slots__ = ("made", "open_cached", "cachestat", "mounts")
+
+    def __init__(self, made: float, calls: Optional[Tuple[Callable[[bytes], int], Callable[[int, int, int], bool]]],
+                 mounts: Dict[int, str]) -> None:
+        self.made = made
+        self.open_cached: Optional[Callable[[bytes], int]] = None
+        self.cachestat: Optional[Callable[[int, int, int], bool]] = None
+        if calls is not None:
+            self.open_cached, self.cachestat = calls
+        self.mounts = mounts
+
+
+_no_wait: Optional[_NoWait] = None
+_no_wait_lock = threading.Lock()
+_no_wait_refreshing = False
+
+
+def no_wait_state() -> Optional[_NoWait]:
+    """The :class:`_NoWait` made last, or None before the first is made; a
+    new one is made in a thread when it is older than :data:`MOUNTS_FOR`."""
+    global _no_wait_refreshing
+    state = _no_wait
+    if state is None or time.monotonic() - state.made > MOUNTS_FOR:
+        with _no_wait_lock:
+            if not _no_wait_refreshing:
+                _no_wait_refreshing = True
+                threading.Thread(target=refresh_no_wait, name="poster-no-wait", daemon=True).start()
+    return state
+
+
+def refresh_no_wait() -> _NoWait:
+    """Make a new :class:`_NoWait` now, in this thread (which it may block)."""
+    global _no_wait, _no_wait_refreshing
+    try:
+        previous = _no_wait
+        if previous is None:
+            calls = _system_calls()
+        elif previous.open_cached is None or previous.cachestat is None:
+            calls = None
+        else:
+            calls = (previous.open_cached, previous.cachestat)
+        state = _NoWait(time.monotonic(), calls, _read_mounts())
+        _no_wait = state
+        return state
+    finally:
+        with _no_wait_lock:
+            _no_wait_refreshing = False
+
+
+def page_cached(fd: int, offset: int, length: int) -> bool:
+    """Whether the page cache holds every page of the ``length`` bytes of
+    the file ``fd`` from ``offset``: whether reading them needs no disk.
+
+    Asked of the kernel with ``cachestat(2)`` (Linux 6.5 and later); False
+    wherever that can't be told (another system, an older kernel, before
+    :func:`no_wait_state` is first made), and for any error.
+    """
+    if length <= 0:
+        return True
+    state = no_wait_state()
+    return state is not None and state.cachestat is not None and state.cachestat(fd, offset, length)
 
 
 def local_device(dev: int) -> bool:
     """Whether the device number ``dev`` (a file's ``st_dev``) is that of a
     file system in :data:`LOCAL_FILE_SYSTEMS`, as ``/proc/self/mountinfo``
-    tells (read at most once every :data:`MOUNTS_FOR` seconds); False where
-    there is none, and for a device it does not list."""
-    global _mounts
-    now = time.monotonic()
-    with _mounts_lock:
-        read_at, types = _mounts
-        if now - read_at > MOUNTS_FOR:
-            types = {}
-            try:
-                with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-                    for line in f:
-                        fields = line.split()
-                        if " - " in line and len(fields) > 2 and ":" in fields[2]:
-                            major, _, minor = fields[2].partition(":")
-                            kind = line.split(" - ", 1)[1].split()[:1]
-                            if major.isdigit() and minor.isdigit() and kind:
-                                types[os.makedev(int(major), int(minor))] = kind[0]
-            except OSError:
-                pass
-            _mounts = (now, types)
-    return types.get(dev) in LOCAL_FILE_SYSTEMS
+    told at most :data:`MOUNTS_FOR` seconds ago (or a little more, while
+    it is read again); False where that can't be told."""
+    state = no_wait_state()
+    return state is not None and state.mounts.get(dev) in LOCAL_FILE_SYSTEMS
+
+
+def open_cached(path: Path) -> int:
+    """``path`` opened for reading (never waiting, as :class:`PathSource`
+    opens it) when its lookup needs no I/O and follows no symlink; -1 when
+    it can't be (or can't be told: no ``openat2(2)`` with RESOLVE_CACHED,
+    Linux 5.12 and later)."""
+    state = no_wait_state()
+    if state is None or state.open_cached is None:
+        return -1
+    return state.open_cached(os.fsencode(path))
+
+
+def _read_mounts() -> Dict[int, str]:
+    """The type of each file system mounted, by device number (empty where
+    there is no /proc/self/mountinfo)."""
+    mounts: Dict[int, str] = {}
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if " - " in line and len(fields) > 2 and ":" in fields[2]:
+                    major, _, minor = fields[2].partition(":")
+                    kind = line.split(" - ", 1)[1].split()[:1]
+                    if major.isdigit() and minor.isdigit() and kind:
+                        mounts[os.makedev(int(major), int(minor))] = kind[0]
+    except OSError:
+        pass
+    return mounts
+
+
+def _system_calls() -> Optional[Tuple[Callable[[bytes], int], Callable[[int, int, int], bool]]]:
+    """``openat2`` and ``cachestat`` as ``(open_cached, cachestat)``; None
+    where the system has either not."""
+    import platform
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in _SYSCALL_MACHINES:
+        return None
+    try:
+        import ctypes
+
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (ImportError, OSError, AttributeError):
+        return None
+    syscall.restype = ctypes.c_long
+
+    class Range(ctypes.Structure):
+        _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+    class Stat(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint64) for name in
+                    ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
+
+    class How(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+    at_cwd = -100  # AT_FDCWD
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def call(*args: Any) -> int:
+        result: int = syscall(*args)
+        return result
+
+    # A kernel without them answers ENOSYS; one with them EBADF (no such
+    # descriptor), and openat2 ENOENT for an empty path.
+    c_int, c_void_p, c_size_t, c_uint = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint
+    span, answer, how = Range(0, 1), Stat(), How(_OPEN_FLAGS, 0, _RESOLVE_CACHED | _RESOLVE_NO_SYMLINKS)
+    if call(ctypes.c_long(_CACHESTAT), c_int(-1), c_void_p(ctypes.addressof(span)),
+            c_void_p(ctypes.addressof(answer)), c_uint(0)) == 0 or ctypes.get_errno() != errno.EBADF:
+        return None
+    if call(ctypes.c_long(_OPENAT2), c_int(at_cwd), ctypes.c_char_p(b""), c_void_p(ctypes.addressof(how)),
+            c_size_t(ctypes.sizeof(how))) >= 0 or ctypes.get_errno() != errno.ENOENT:
+        return None
+
+    def open_cached(path: bytes) -> int:
+        how = How(_OPEN_FLAGS, 0, _RESOLVE_CACHED | _RESOLVE_NO_SYMLINKS)
+        if b"\0" in path:
+            return -1
+        return call(ctypes.c_long(_OPENAT2), c_int(at_cwd), ctypes.c_char_p(path),
+                    c_void_p(ctypes.addressof(how)), c_size_t(ctypes.sizeof(how)))
+
+    def cachestat(fd: int, offset: int, length: int) -> bool:
+        if fd < 0 or offset < 0 or offset + length > 2**63:
+            return False
+        span, answer = Range(offset, length), Stat()
+        if call(ctypes.c_long(_CACHESTAT), c_int(fd), c_void_p(ctypes.addressof(span)),
+                c_void_p(ctypes.addressof(answer)), c_uint(0)) != 0:
+            return False
+        pages = (offset + length - 1) // page - offset // page + 1
+        return bool(answer.nr_cache >= pages)
+
+    return open_cached, cachestat
 
 
 #: How a file given by its path is opened: never waiting (a FIFO put at
@@ -264,17 +353,16 @@ class PathSource:
 
     def cached(self, size: int) -> bool:
         """Whether the file's first ``size`` bytes can be read with no wait:
-        it is on a local file system (the one it was measured on, with no
-        system call) and the page cache holds them (:func:`page_cached`).
-        False when it can't be opened."""
+        it was measured on a local file system, its path is found with no
+        I/O and through no symlink (:func:`open_cached`), it is still the
+        file measured, and the page cache holds them (:func:`page_cached`)."""
         if not local_device(self.identity[0]):
             return False
-        try:
-            fd = os.open(self.path, _OPEN_FLAGS)
-        except OSError:
+        fd = open_cached(self.path)
+        if fd < 0:
             return False
         try:
-            return page_cached(fd, 0, size)
+            return _backend.impl.is_same_file(fd, self.identity) and page_cached(fd, 0, size)
         finally:
             os.close(fd)
 

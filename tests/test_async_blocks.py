@@ -298,8 +298,8 @@ def sparse_file(path, size):
     return str(path)
 
 
-def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path):
-    from poster._sources import _cachestat, page_cached
+def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path, no_wait_known):
+    from poster._sources import page_cached
 
     written = tmp_path / "written.bin"
     written.write_bytes(bytes(range(256)) * 1024)
@@ -307,7 +307,7 @@ def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path):
     with open(written, "rb") as w, open(sparse, "rb") as s:
         assert page_cached(s.fileno(), 0, 0)  # nothing to read
         assert not page_cached(-1, 0, 10) and not page_cached(w.fileno(), -1, 10)
-        if _cachestat() is None:  # no cachestat(2) here: nothing is known to be cached
+        if no_wait_known.cachestat is None:  # no cachestat(2) here: nothing is known to be cached
             assert not page_cached(w.fileno(), 0, 10)
             return
         assert page_cached(w.fileno(), 0, 256 * 1024)  # just written
@@ -320,12 +320,22 @@ def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path):
         assert not page_cached(w.fileno(), 1 << 30, 10)  # past its end
 
 
+@pytest.fixture(autouse=True)
+def no_wait_known():
+    """What the system tells of reads with no wait, made before the test
+    (else it is made in a thread on first use, and not known until then)."""
+    from poster._sources import refresh_no_wait
+
+    return refresh_no_wait()
+
+
 def can_tell(path):
     """Whether this system tells that a file at ``path`` reads with no wait
-    (cachestat(2), and a local file system listed in /proc/self/mountinfo)."""
-    from poster._sources import _cachestat, local_device
+    (openat2 and cachestat, and a local file system in /proc/self/mountinfo)."""
+    from poster._sources import local_device, no_wait_state
 
-    return _cachestat() is not None and local_device(os.stat(path).st_dev)
+    state = no_wait_state()
+    return state.open_cached is not None and state.cachestat is not None and local_device(os.stat(path).st_dev)
 
 
 def test_local_device_knows_local_file_systems_from_the_others(tmp_path):
@@ -477,3 +487,113 @@ def test_a_pass_of_the_loop_reads_for_a_millisecond_at_most(tmp_path):
         assert 0 < executor.steps < 64
     else:
         assert executor.steps == 64
+
+
+def test_open_cached_opens_only_what_it_finds_with_no_wait(tmp_path, no_wait_known):
+    from poster._sources import open_cached
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"data")
+    (tmp_path / "link").symlink_to(path)
+    fd = open_cached(str(path))
+    if no_wait_known.open_cached is None:  # no openat2(2) here
+        assert fd == -1
+        return
+    try:
+        assert fd >= 0 and os.read(fd, 10) == b"data"
+        assert os.get_inheritable(fd) is False
+    finally:
+        os.close(fd)
+    assert open_cached(str(tmp_path / "link")) == -1  # through a symlink: not taken
+    assert open_cached(str(tmp_path / "missing")) == -1
+    assert open_cached(str(tmp_path / "a\0b")) == -1
+
+
+def test_a_path_through_a_symlink_or_a_big_blocksize_keeps_the_thread(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"f" * 5000)
+    (tmp_path / "link").symlink_to(path)
+    linked, _ = multipart_encode([MultipartParam.from_file("f", str(tmp_path / "link"))], BOUNDARY)
+    big_blocks, _ = multipart_encode([MultipartParam.from_file("f", str(path))], BOUNDARY,
+                                     blocksize=ASYNC_WHOLE_FILE + 1)
+    for body in (linked, big_blocks):
+        blocks, steps = iterate_counting(body)
+        assert steps >= 1
+        body.reset()
+        assert b"".join(blocks) == b"".join(body)
+
+
+def test_two_iterations_taken_at_once_do_not_share_the_walk(tmp_path):
+    # aiter() twice before either starts (two requests made with one body):
+    # the first to start sends the whole body, the other is refused; they
+    # used to share the walk, each sending part of it with no error.
+    from poster.errors import BodyConsumedError
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([65 + i]) * 300_000)
+        paths.append(str(path))
+    for files in (paths, []):  # small cached files, and a body in memory
+        body, _ = multipart_encode([("a", "b")] + [MultipartParam.from_file(f"f{i}", p) for i, p in enumerate(files)],
+                                   BOUNDARY)
+        expected = b"".join(body)
+        body.reset()
+
+        async def upload(iterator):
+            try:
+                return b"".join([block async for block in iterator])
+            except BodyConsumedError:
+                return None
+
+        async def main():
+            return await asyncio.gather(upload(aiter(body)), upload(aiter(body)))
+
+        results = asyncio.run(main())
+        assert sorted(results, key=lambda r: r is None) == [expected, None]
+        assert body.tell() == len(expected)
+
+
+def test_a_step_cancelled_in_a_thread_is_kept_for_the_next_call(tmp_path):
+    # A body read on the loop whose step went to a thread (the pass's time
+    # was spent): a cancel while it ran kept the block, and the next call
+    # read past it on the loop, losing it with no error.
+    import poster._body
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([65 + i]) * 300_000)
+        paths.append(str(path))
+    body, _ = multipart_encode([MultipartParam.from_file(f"f{i}", p) for i, p in enumerate(paths)], BOUNDARY)
+    expected = b"".join(body)
+    body.reset()
+
+    async def spend_every_pass():
+        while True:
+            await asyncio.sleep(0)
+            poster._body._loop_reads().spend(1.0, 0)  # as other uploads would
+
+    async def main():
+        blocks = aiter(body)
+        got = [await anext(blocks)]
+        spender = asyncio.ensure_future(spend_every_pass())
+        await asyncio.sleep(0)
+        step = asyncio.ensure_future(anext(blocks))
+        for _ in range(100):  # a few passes of the loop: the step goes to a thread
+            await asyncio.sleep(0)
+            if blocks._pending is not None:
+                break
+        assert blocks._pending is not None and not step.done()
+        step.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        spender.cancel()
+        await asyncio.sleep(0.05)
+        got += [block async for block in blocks]
+        return got, blocks._on_loop or not can_tell(paths[0])
+
+    got, on_loop = asyncio.run(main())
+    assert on_loop
+    assert b"".join(got) == expected and body.tell() == len(expected)
+    assert body._held is None

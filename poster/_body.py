@@ -919,14 +919,10 @@ ASYNC_FILE_BLOCKSIZE = 512 * 1024
 #: upload's memory flat (two blocks, with the one read ahead).
 ASYNC_WHOLE_FILE = 1024 * 1024
 
-#: An async iteration whose files are each at most ASYNC_WHOLE_FILE bytes
-#: and this many in all (ASYNC_CACHED_FILES at most), all of them in the
-#: page cache, reads them on the event loop (see _AsyncBlocks)...
-ASYNC_CACHED_ON_LOOP = 4 * 1024 * 1024
-ASYNC_CACHED_FILES = 16
-#: ... for up to this long (seconds) in each pass of the loop, all bodies
-#: together: a step is made on the loop when it is expected to fit in what
-#: is left (at the speed of the steps before it), else in a worker thread.
+#: Steps of async iterations made on the event loop (see _AsyncBlocks) take
+#: up to this long (seconds) of each pass of the loop, all bodies together:
+#: a step is made on the loop when it is expected to fit in what is left,
+#: else in a worker thread.
 ASYNC_LOOP_READS = 0.001
 
 
@@ -948,19 +944,20 @@ class _AsyncBlocks:
     each write to drain, as httpx does, would otherwise leave the file and
     the socket idle in turn).
 
-    Such a body whose files are few and small (each one block, at most
-    :data:`ASYNC_CACHED_ON_LOOP` bytes in all), on a local file system and
-    all in the page cache when its walk starts (:func:`_cached_and_small`),
-    is made on the loop too: each read is then a copy from memory, which
-    waits for no disk (a few hundred microseconds for a mebibyte), where a
-    thread hop in the middle of a request cost the client more than the read
-    (the worker and the loop take the GIL from each other).  The steps made
-    on a loop take :data:`ASYNC_LOOP_READS` of each pass of it, all bodies
-    together: a step that is not expected to fit in what is left goes to a
-    worker thread, so 64 uploads starting at once do not hold the loop for
-    64 reads.  A page evicted between the check and the read (memory
-    pressure) is read from the disk on the loop, and a path put over by
-    another between the check and the step's open is looked up there.
+    Such a body with one file part, of at most :data:`ASYNC_WHOLE_FILE`
+    bytes, with the compiled backend, makes a step on the loop when the
+    file reads with no wait
+    (:func:`_reads_with_no_wait`, asked again just before each step: on a
+    local file system, its path found with no I/O and through no symlink,
+    still the file measured, and wholly in the page cache).  The read is
+    then a copy from memory (a few hundred microseconds for a mebibyte),
+    where a thread hop in the middle of a request cost the client more than
+    the read (the worker and the loop take the GIL from each other).  Such
+    steps take :data:`ASYNC_LOOP_READS` of each pass of the loop, all bodies
+    together: a step not expected to fit in what is left goes to a worker
+    thread, so 64 uploads starting at once do not hold the loop for 64
+    reads.  A page evicted, or a path put over, in the microseconds between
+    the check and the step is read, or looked up, on the loop.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -985,13 +982,20 @@ class _AsyncBlocks:
         # With digest=, body.digests lists the parts sent so far: a part's
         # digest is finished when the walk goes past it, which a read-ahead
         # would do while the client still sends the part's last block.
-        self._on_loop = False  # decided when the walk starts
-        self._step_size = 0  # then: the most bytes a step of it reads
         self._read_ahead = (
             self._in_thread and not callbacks and body.rate is None and not body._needs_async
             and body.digest is None
             and all(_read_by_offset(part) for part in body._parts if _reads_source(part))
         )
+        # Such a body with one small file part may have its steps made on
+        # the loop (see above); then it reads nothing ahead.  Not with the
+        # pure-Python twin: its scan makes a 1 MiB step take 1.2-4 ms.
+        self._no_wait: Optional[MultipartParam] = None
+        if self._read_ahead and body.blocksize <= ASYNC_WHOLE_FILE and _backend.current() == "cython":
+            files = [part for part in body._parts if _reads_source(part)]
+            size = files[0].content_size() if len(files) == 1 else None
+            if size is not None and size <= ASYNC_WHOLE_FILE:
+                self._no_wait, self._read_ahead = files[0], False
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -1037,33 +1041,12 @@ class _AsyncBlocks:
                         "a time, or make one body for each request"
                     )
                 self._blocks = body._running(file_blocksize, whole_file)
-            if self._read_ahead and body.blocksize <= ASYNC_WHOLE_FILE:
-                # The check (a few system calls a file) counts as a step.
-                reads = _loop_reads()
-                if reads.take(0):
-                    started = time.perf_counter()
-                    self._on_loop = _cached_and_small(body._parts)
-                    reads.spend(time.perf_counter() - started, 0)
-                    self._read_ahead = not self._on_loop
-                    # The most a step reads: the biggest file, or a block of small ones.
-                    largest = max((part.content_size() or 0 for part in body._parts if _reads_source(part)),
-                                  default=0)
-                    self._step_size = min(body.total or 0, largest + body.blocksize)
-        if self._on_loop and self._pending is None:
+        if self._no_wait is not None and self._pending is None:
             await asyncio.sleep(0)  # let the loop run between blocks
-            reads, size = _loop_reads(), self._step_size
-            if reads.take(size):
-                started = time.perf_counter()
-                try:
-                    block = self._next_block(None)
-                except BaseException:
-                    self._done = True
-                    raise
-                finally:
-                    reads.spend(time.perf_counter() - started, size)
-            else:  # it would not fit in what this pass of the loop has left
+            made, block = self._step_on_loop(self._no_wait)
+            if not made:
                 block = await self._step_in_thread()
-        elif self._in_thread:  # (a step kept from a cancelled call first)
+        elif self._in_thread:  # (and a step kept from a cancelled call)
             block = await self._step_in_thread()
         else:
             await asyncio.sleep(0)  # let the loop run between blocks
@@ -1081,6 +1064,30 @@ class _AsyncBlocks:
             self._done = True
             raise body._consumed_error()
         return block
+
+    def _step_on_loop(self, param: MultipartParam) -> Tuple[bool, Optional[bytes]]:
+        """``(True, the next block or None)`` made here on the loop, when
+        ``param``'s file reads with no wait and the step is expected to fit
+        in this pass of the loop; else ``(False, None)``, for a worker thread
+        to make it.  The check and the step run in one go: no other task
+        runs between them."""
+        reads = _loop_reads()
+        if not reads.take(self._body.blocksize + (param.content_size() or 0)):
+            return False, None
+        wall, cpu = time.perf_counter(), time.thread_time()
+        block: Optional[bytes] = None
+        try:
+            if not _reads_with_no_wait(param):
+                return False, None
+            block = self._next_block(None)
+            return True, block
+        except BaseException:
+            self._done = True
+            raise
+        finally:
+            # The stall is the wall time; what a byte costs is the CPU time
+            # (a wait for the GIL, held by other threads, is not the read's).
+            reads.spend(time.perf_counter() - wall, time.thread_time() - cpu, len(block or b""))
 
     def _hand_out(self, block: bytes) -> bytes:
         """Hand ``block`` out now (counted in tell()), unless a reset came
@@ -1187,9 +1194,10 @@ def _read_by_offset(part: MultipartParam) -> bool:
 
 class _LoopReads:
     """How long the steps made on one event loop took in the pass of it
-    under way, and how long a byte of a step takes (``per_byte``, an
-    average of the steps made).  A loop runs in one thread, and one thread
-    runs one loop at a time: the state lives in the thread."""
+    under way (``spent``, wall time), and what a byte of a step costs
+    (``per_byte``, an average of their CPU time).  A loop runs in one
+    thread, and one thread runs one loop at a time: the state lives in the
+    thread."""
 
     __slots__ = ("loop", "spent", "per_byte", "_reset_due")
 
@@ -1201,10 +1209,8 @@ class _LoopReads:
 
     def take(self, size: int) -> bool:
         """Whether a step of up to ``size`` bytes fits in what is left of
-        :data:`ASYNC_LOOP_READS` in this pass, at ``per_byte``.  (Once steps
-        were too slow for it, as the pure-Python twin's, about 4 ms a
-        mebibyte, this loop makes no more.)"""
-        if self.spent + size * self.per_byte > ASYNC_LOOP_READS or self.spent >= ASYNC_LOOP_READS:
+        :data:`ASYNC_LOOP_READS` in this pass, at ``per_byte``."""
+        if self.spent + size * self.per_byte > ASYNC_LOOP_READS:
             return False
         if not self._reset_due:
             # Runs in the loop's next pass: what this pass spent is then over.
@@ -1212,11 +1218,13 @@ class _LoopReads:
             asyncio.get_running_loop().call_soon(self._reset)
         return True
 
-    def spend(self, seconds: float, size: int) -> None:
-        """Count a step of ``size`` bytes that took ``seconds``."""
-        self.spent += seconds
-        if size:
-            self.per_byte += (seconds / size - self.per_byte) / 4
+    def spend(self, wall: float, cpu: float, size: int) -> None:
+        """Count a step that took ``wall`` seconds, ``cpu`` of them its own,
+        and made ``size`` bytes (a step of fewer than 64 KiB, whose time is
+        mostly what any step costs, does not tell what a byte costs)."""
+        self.spent += wall
+        if size >= 65536:
+            self.per_byte += (cpu / size - self.per_byte) / 4
 
     def _reset(self) -> None:
         self.spent = 0.0
@@ -1235,18 +1243,12 @@ def _loop_reads() -> _LoopReads:
     return reads
 
 
-def _cached_and_small(parts: List[Any]) -> bool:
-    """Whether the files that ``parts`` read (regular files read by offset,
-    as for a read ahead) are at most :data:`ASYNC_CACHED_FILES`, each at
-    most :data:`ASYNC_WHOLE_FILE` bytes, :data:`ASYNC_CACHED_ON_LOOP` in
-    all, and can all be read with no wait (``cached()``: a local file
-    system, every page in the page cache)."""
-    sources = [(part._source, part.content_size()) for part in parts if _reads_source(part)]
-    sizes = [size for _, size in sources]
-    if (len(sources) > ASYNC_CACHED_FILES or None in sizes
-            or max(sizes, default=0) > ASYNC_WHOLE_FILE or sum(sizes) > ASYNC_CACHED_ON_LOOP):
-        return False
-    return all(source.cached(size) for source, size in sources)
+def _reads_with_no_wait(param: MultipartParam) -> bool:
+    """Whether ``param``'s file (a path or a descriptor) reads with no wait:
+    ``cached()`` (a local file system, the path found with no I/O and
+    through no symlink, still the file measured, every page cached)."""
+    size, source = param.content_size(), param._source
+    return size is not None and isinstance(source, (PathSource, DescriptorSource)) and source.cached(size)
 
 
 def _reads_source(part: Any) -> bool:

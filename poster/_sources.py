@@ -31,6 +31,7 @@ import errno
 import functools
 import io
 import os
+import select
 import stat
 import threading
 import time
@@ -117,23 +118,25 @@ def readable_regular_descriptor(fileobj: Any) -> Optional[int]:
 
 # -- reads that would not wait ------------------------------------------------------
 #
-# An async iteration reads small files on its event loop when they are read
-# with no wait: on a local file system, found by a path lookup that needs
-# no I/O, and wholly in the page cache.  What the system can tell of it
-# (two system calls reached through ctypes, and the mount table) is made
-# and refreshed in a thread of its own, never on a loop: until it is ready,
-# nothing is known to read with no wait.
+# An async iteration reads a small file on its event loop when it reads with
+# no wait: on a local file system, its path found by a lookup that needs no
+# I/O, and wholly in the page cache.  What the system tells of it (two
+# system calls reached through ctypes, and the mount table) is made in a
+# thread of its own, never on a loop; the mount table is read again when
+# the kernel says it changed (a poll of /proc/self/mountinfo), and nothing
+# is known to read with no wait until it is.
 
 #: File systems whose reads of cached pages wait for nothing: no server to
 #: ask (NFS, SMB, FUSE and the like revalidate a file, or its pages, with a
-#: round trip), nor a daemon.
+#: round trip), nor a daemon.  (Not overlay: cachestat(2) sees no page of
+#: its files cached, so a container's own files keep the worker thread.)
 LOCAL_FILE_SYSTEMS = frozenset({
     "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "bcachefs", "jfs", "reiserfs", "nilfs2",
-    "tmpfs", "ramfs", "overlay", "squashfs", "erofs", "iso9660", "udf",
+    "tmpfs", "ramfs", "squashfs", "erofs", "iso9660", "udf",
     "vfat", "msdos", "exfat", "ntfs3", "hfsplus",
 })
-#: How long what /proc/self/mountinfo said is taken as true, in seconds.
-MOUNTS_FOR = 1.0
+#: After a failed attempt to learn the above, how long until the next (seconds).
+NO_WAIT_RETRY = 1.0
 #: The system calls' numbers (openat2, cachestat), the same on these machines.
 _OPENAT2, _CACHESTAT = 437, 451
 _SYSCALL_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x"}
@@ -141,19 +144,20 @@ _SYSCALL_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "ppc64le"
 #: (RESOLVE_CACHED), and follow no symlink (RESOLVE_NO_SYMLINKS: a path
 #: put over with a link to another file system is not taken to be local).
 _RESOLVE_NO_SYMLINKS, _RESOLVE_CACHED = 0x04, 0x20
+_MOUNTINFO = "/proc/self/mountinfo"
+
+Calls = Tuple[Callable[[bytes], int], Callable[[int, int, int], bool]]
 
 
 class _NoWait:
-    """What this system tells of reads that would not wait, as of ``made``
-    (time.monotonic()): ``open_cached(path) -> fd or -1``,
-    ``cachestat(fd, offset, length) -> bool`` (None where the system has
-    none), and the types of the file systems mounted, by device number."""
+    """What this system tells of reads that would not wait:
+    ``open_cached(path) -> fd or -1`` and ``cachestat(fd, offset, length)
+    -> bool`` (None where the system has them not), and the types of the
+    file systems mounted, by device number."""
 
-    __slots__ = ("made", "open_cached", "cachestat", "mounts")
+    __slots__ = ("open_cached", "cachestat", "mounts")
 
-    def __init__(self, made: float, calls: Optional[Tuple[Callable[[bytes], int], Callable[[int, int, int], bool]]],
-                 mounts: Dict[int, str]) -> None:
-        self.made = made
+    def __init__(self, calls: Optional[Calls], mounts: Dict[int, str]) -> None:
         self.open_cached: Optional[Callable[[bytes], int]] = None
         self.cachestat: Optional[Callable[[int, int, int], bool]] = None
         if calls is not None:
@@ -161,41 +165,103 @@ class _NoWait:
         self.mounts = mounts
 
 
-_no_wait: Optional[_NoWait] = None
-_no_wait_lock = threading.Lock()
-_no_wait_refreshing = False
+class _NoWaitState:
+    """The :class:`_NoWait` in force (None: nothing known), and how it is
+    kept true: a descriptor of the mount table that the kernel marks when
+    the table changes, and a generation that each change found moves on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.known: Optional[_NoWait] = None
+        self.generation = 0
+        self.refreshing = False
+        self.failed_at = float("-inf")
+        self.watch = -1  # /proc/self/mountinfo, opened before the table is read
+        self.calls: Any = _CACHESTAT_UNKNOWN  # made once a process
+
+    def forget(self) -> None:
+        """In a child after fork(): the parent's descriptor is shared (a
+        poll in one would hide a change from the other), the parent's
+        thread is not there.  Start again."""
+        self.lock = threading.Lock()
+        if self.watch >= 0:
+            try:
+                os.close(self.watch)
+            except OSError:
+                pass
+        self.watch = -1
+        self.known, self.refreshing, self.generation = None, False, self.generation + 1
+
+
+_CACHESTAT_UNKNOWN: Any = object()
+_state = _NoWaitState()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_state.forget)
 
 
 def no_wait_state() -> Optional[_NoWait]:
-    """The :class:`_NoWait` made last, or None before the first is made; a
-    new one is made in a thread when it is older than :data:`MOUNTS_FOR`."""
-    global _no_wait_refreshing
-    state = _no_wait
-    if state is None or time.monotonic() - state.made > MOUNTS_FOR:
-        with _no_wait_lock:
-            if not _no_wait_refreshing:
-                _no_wait_refreshing = True
-                threading.Thread(target=refresh_no_wait, name="poster-no-wait", daemon=True).start()
-    return state
+    """The :class:`_NoWait` in force, or None when nothing is known (not
+    yet, or the mount table changed since it was read); then one is made
+    in a thread.  Never blocks, never raises."""
+    state = _state
+    known = state.known
+    if known is not None and _mounts_changed(state.watch):
+        with state.lock:
+            state.known = None
+            state.generation += 1
+        known = None
+    if known is None:
+        _start_refresh(state)
+    return known
 
 
-def refresh_no_wait() -> _NoWait:
-    """Make a new :class:`_NoWait` now, in this thread (which it may block)."""
-    global _no_wait, _no_wait_refreshing
+def _mounts_changed(watch: int) -> bool:
+    """Whether the kernel marked the mount table changed since the last ask."""
     try:
-        previous = _no_wait
-        if previous is None:
-            calls = _system_calls()
-        elif previous.open_cached is None or previous.cachestat is None:
-            calls = None
-        else:
-            calls = (previous.open_cached, previous.cachestat)
-        state = _NoWait(time.monotonic(), calls, _read_mounts())
-        _no_wait = state
-        return state
+        poller = select.poll()
+        poller.register(watch, select.POLLPRI | select.POLLERR)
+        return any(events & (select.POLLPRI | select.POLLERR) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def _start_refresh(state: _NoWaitState) -> None:
+    with state.lock:
+        if state.refreshing or time.monotonic() - state.failed_at < NO_WAIT_RETRY:
+            return
+        state.refreshing = True
+    try:
+        threading.Thread(target=refresh_no_wait, name="poster-no-wait", daemon=True).start()
+    except BaseException:  # no thread to be had (memory, interpreter shutdown): nothing known
+        with state.lock:
+            state.refreshing, state.failed_at = False, time.monotonic()
+
+
+def refresh_no_wait() -> Optional[_NoWait]:
+    """Make the :class:`_NoWait` in force now, in this thread (which it may
+    block); None when it can't be made."""
+    state = _state
+    try:
+        while True:
+            with state.lock:
+                generation = state.generation
+            if state.calls is _CACHESTAT_UNKNOWN:
+                state.calls = _system_calls()
+            if state.watch < 0:
+                state.watch = os.open(_MOUNTINFO, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _mounts_changed(state.watch)  # what the table read next holds is not a change
+            known = _NoWait(state.calls, _read_mounts())
+            with state.lock:
+                if state.generation == generation:  # else it changed while read: again
+                    state.known = known
+                    return known
+    except Exception:
+        with state.lock:
+            state.failed_at = time.monotonic()
+        return None
     finally:
-        with _no_wait_lock:
-            _no_wait_refreshing = False
+        with state.lock:
+            state.refreshing = False
 
 
 def page_cached(fd: int, offset: int, length: int) -> bool:
@@ -215,8 +281,7 @@ def page_cached(fd: int, offset: int, length: int) -> bool:
 def local_device(dev: int) -> bool:
     """Whether the device number ``dev`` (a file's ``st_dev``) is that of a
     file system in :data:`LOCAL_FILE_SYSTEMS`, as ``/proc/self/mountinfo``
-    told at most :data:`MOUNTS_FOR` seconds ago (or a little more, while
-    it is read again); False where that can't be told."""
+    tells (read again once it changed); False where that can't be told."""
     state = no_wait_state()
     return state is not None and state.mounts.get(dev) in LOCAL_FILE_SYSTEMS
 
@@ -233,24 +298,20 @@ def open_cached(path: Path) -> int:
 
 
 def _read_mounts() -> Dict[int, str]:
-    """The type of each file system mounted, by device number (empty where
-    there is no /proc/self/mountinfo)."""
+    """The type of each file system mounted, by device number."""
     mounts: Dict[int, str] = {}
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.split()
-                if " - " in line and len(fields) > 2 and ":" in fields[2]:
-                    major, _, minor = fields[2].partition(":")
-                    kind = line.split(" - ", 1)[1].split()[:1]
-                    if major.isdigit() and minor.isdigit() and kind:
-                        mounts[os.makedev(int(major), int(minor))] = kind[0]
-    except OSError:
-        pass
+    with open(_MOUNTINFO, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if " - " in line and len(fields) > 2 and ":" in fields[2]:
+                major, _, minor = fields[2].partition(":")
+                kind = line.split(" - ", 1)[1].split()[:1]
+                if major.isdigit() and minor.isdigit() and kind:
+                    mounts[os.makedev(int(major), int(minor))] = kind[0]
     return mounts
 
 
-def _system_calls() -> Optional[Tuple[Callable[[bytes], int], Callable[[int, int, int], bool]]]:
+def _system_calls() -> Optional[Calls]:
     """``openat2`` and ``cachestat`` as ``(open_cached, cachestat)``; None
     where the system has either not."""
     import platform
@@ -354,15 +415,18 @@ class PathSource:
     def cached(self, size: int) -> bool:
         """Whether the file's first ``size`` bytes can be read with no wait:
         it was measured on a local file system, its path is found with no
-        I/O and through no symlink (:func:`open_cached`), it is still the
-        file measured, and the page cache holds them (:func:`page_cached`)."""
-        if not local_device(self.identity[0]):
+        I/O and through no symlink, it is still the file measured, and the
+        page cache holds them (see :func:`no_wait_state`)."""
+        known = no_wait_state()
+        if known is None or known.open_cached is None or known.cachestat is None:
             return False
-        fd = open_cached(self.path)
+        if known.mounts.get(self.identity[0]) not in LOCAL_FILE_SYSTEMS:
+            return False
+        fd = known.open_cached(os.fsencode(self.path))
         if fd < 0:
             return False
         try:
-            return _backend.impl.is_same_file(fd, self.identity) and page_cached(fd, 0, size)
+            return _backend.impl.is_same_file(fd, self.identity) and (size <= 0 or known.cachestat(fd, 0, size))
         finally:
             os.close(fd)
 
@@ -421,7 +485,10 @@ class DescriptorSource:
     def cached(self, size: int) -> bool:
         """Whether the ``size`` bytes of the content can be read with no wait
         (:meth:`PathSource.cached`)."""
-        return local_device(self._device) and page_cached(self._descriptor.fd, self.start, size)
+        known = no_wait_state()
+        if known is None or known.cachestat is None or known.mounts.get(self._device) not in LOCAL_FILE_SYSTEMS:
+            return False
+        return size <= 0 or known.cachestat(self._descriptor.fd, self.start, size)
 
     def _leave_after(self, end: Optional[int]) -> None:
         if end is not None:

@@ -247,9 +247,11 @@ def refresh_no_wait() -> Optional[_NoWait]:
                 generation = state.generation
             if state.calls is _CACHESTAT_UNKNOWN:
                 state.calls = _system_calls()
-            if state.watch < 0:
-                state.watch = os.open(_MOUNTINFO, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            _mounts_changed(state.watch)  # what the table read next holds is not a change
+            with state.lock:  # one descriptor, whoever refreshes
+                if state.watch < 0:
+                    state.watch = os.open(_MOUNTINFO, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                watch = state.watch
+            _mounts_changed(watch)  # what the table read next holds is not a change
             known = _NoWait(state.calls, _read_mounts())
             with state.lock:
                 if state.generation == generation:  # else it changed while read: again

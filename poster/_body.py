@@ -23,7 +23,7 @@ from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import AsyncSource, DescriptorSource, PathSource, Reading, running_loop
+from poster._sources import AsyncSource, DescriptorSource, PathSource, Reading, offered_to_step, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
@@ -947,17 +947,18 @@ class _AsyncBlocks:
     Such a body with one file part, of at most :data:`ASYNC_WHOLE_FILE`
     bytes, with the compiled backend, makes a step on the loop when the
     file reads with no wait
-    (:func:`_reads_with_no_wait`, asked again just before each step: on a
-    local file system, its path found with no I/O and through no symlink,
-    still the file measured, and wholly in the page cache).  The read is
+    (``checked_descriptor()`` or ``cached()`` of its source, asked again
+    just before each step: on a local file system, its path found with no
+    I/O and through no symlink, still the file measured, and wholly in the
+    page cache; the step reads the descriptor that check opened).  The read is
     then a copy from memory (a few hundred microseconds for a mebibyte),
     where a thread hop in the middle of a request cost the client more than
     the read (the worker and the loop take the GIL from each other).  Such
     steps take :data:`ASYNC_LOOP_READS` of each pass of the loop, all bodies
     together: a step not expected to fit in what is left goes to a worker
     thread, so 64 uploads starting at once do not hold the loop for 64
-    reads.  A page evicted, or a path put over, in the microseconds between
-    the check and the step is read, or looked up, on the loop.
+    reads.  A page evicted in the microseconds between the check and the
+    step is read from the disk on the loop.
 
     The step in flight is shielded: when the awaiting task is cancelled (a
     timeout), the block it was reading is kept and handed out by the next
@@ -1077,7 +1078,15 @@ class _AsyncBlocks:
         wall, cpu = time.perf_counter(), time.thread_time()
         block: Optional[bytes] = None
         try:
-            if not _reads_with_no_wait(param):
+            source, size = param._source, param.content_size() or 0
+            if isinstance(source, PathSource):
+                fd = source.checked_descriptor(size)
+                if fd < 0:
+                    return False, None
+                with offered_to_step(source, fd):  # the step's open() takes it
+                    block = self._next_block(None)
+                return True, block
+            if not (isinstance(source, DescriptorSource) and source.cached(size)):
                 return False, None
             block = self._next_block(None)
             return True, block
@@ -1241,14 +1250,6 @@ def _loop_reads() -> _LoopReads:
     if reads is None or reads.loop() is not loop:
         reads = _loop_reads_state.reads = _LoopReads(loop)
     return reads
-
-
-def _reads_with_no_wait(param: MultipartParam) -> bool:
-    """Whether ``param``'s file (a path or a descriptor) reads with no wait:
-    ``cached()`` (a local file system, the path found with no I/O and
-    through no symlink, still the file measured, every page cached)."""
-    size, source = param.content_size(), param._source
-    return size is not None and isinstance(source, (PathSource, DescriptorSource)) and source.cached(size)
 
 
 def _reads_source(part: Any) -> bool:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import errno
 import functools
 import io
@@ -57,6 +59,7 @@ __all__ = [
     "open_cached",
     "no_wait_state",
     "refresh_no_wait",
+    "offered_to_step",
 ]
 
 Path = Union[str, bytes]
@@ -155,14 +158,15 @@ class _NoWait:
     -> bool`` (None where the system has them not), and the types of the
     file systems mounted, by device number."""
 
-    __slots__ = ("open_cached", "cachestat", "mounts")
+    __slots__ = ("open_cached", "cachestat", "mounts", "namespace")
 
-    def __init__(self, calls: Optional[Calls], mounts: Dict[int, str]) -> None:
+    def __init__(self, calls: Optional[Calls], mounts: Dict[int, str], namespace: int) -> None:
         self.open_cached: Optional[Callable[[bytes], int]] = None
         self.cachestat: Optional[Callable[[int, int, int], bool]] = None
         if calls is not None:
             self.open_cached, self.cachestat = calls
         self.mounts = mounts
+        self.namespace = namespace
 
 
 class _NoWaitState:
@@ -177,7 +181,7 @@ class _NoWaitState:
         self.refreshing = False
         self.failed_at = float("-inf")
         self.watch = -1  # /proc/self/mountinfo, opened before the table is read
-        self.calls: Any = _CACHESTAT_UNKNOWN  # made once a process
+        self.namespace = -1  # the mount namespace that ``watch`` and ``known`` are of
 
     def forget(self) -> None:
         """In a child after fork(): the parent's descriptor is shared (a
@@ -193,7 +197,6 @@ class _NoWaitState:
         self.known, self.refreshing, self.generation = None, False, self.generation + 1
 
 
-_CACHESTAT_UNKNOWN: Any = object()
 _state = _NoWaitState()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_state.forget)
@@ -205,7 +208,7 @@ def no_wait_state() -> Optional[_NoWait]:
     in a thread.  Never blocks, never raises."""
     state = _state
     known = state.known
-    if known is not None and _mounts_changed(state.watch):
+    if known is not None and (_mounts_changed(state.watch) or _mount_namespace() != known.namespace):
         with state.lock:
             state.known = None
             state.generation += 1
@@ -245,14 +248,17 @@ def refresh_no_wait() -> Optional[_NoWait]:
         while True:
             with state.lock:
                 generation = state.generation
-            if state.calls is _CACHESTAT_UNKNOWN:
-                state.calls = _system_calls()
+            namespace = _mount_namespace()
             with state.lock:  # one descriptor, whoever refreshes
+                if state.watch >= 0 and state.namespace != namespace:
+                    os.close(state.watch)  # of another namespace (unshare()): its changes are not ours
+                    state.watch = -1
                 if state.watch < 0:
                     state.watch = os.open(_MOUNTINFO, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    state.namespace = namespace
                 watch = state.watch
             _mounts_changed(watch)  # what the table read next holds is not a change
-            known = _NoWait(state.calls, _read_mounts())
+            known = _NoWait(_SYSTEM_CALLS, _read_mounts(), namespace)
             with state.lock:
                 if state.generation == generation:  # else it changed while read: again
                     state.known = known
@@ -299,6 +305,14 @@ def open_cached(path: Path) -> int:
     return state.open_cached(os.fsencode(path))
 
 
+def _mount_namespace() -> int:
+    """The mount namespace this process is in (it changes with unshare()), or -1."""
+    try:
+        return os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return -1
+
+
 def _read_mounts() -> Dict[int, str]:
     """The type of each file system mounted, by device number."""
     mounts: Dict[int, str] = {}
@@ -315,11 +329,12 @@ def _read_mounts() -> Dict[int, str]:
 
 def _system_calls() -> Optional[Calls]:
     """``openat2`` and ``cachestat`` as ``(open_cached, cachestat)``; None
-    where the system has either not."""
-    import platform
+    where the system has either not.  Made once, when the module is
+    imported: not in a thread, which a fork() could cut short in the middle
+    of an import (or of the loader's lock)."""
     import sys
 
-    if not sys.platform.startswith("linux") or platform.machine().lower() not in _SYSCALL_MACHINES:
+    if not sys.platform.startswith("linux") or os.uname().machine.lower() not in _SYSCALL_MACHINES:
         return None
     try:
         import ctypes
@@ -377,9 +392,35 @@ def _system_calls() -> Optional[Calls]:
     return open_cached, cachestat
 
 
+#: A PathSource and a descriptor of its file that checked_descriptor()
+#: opened for the step under way in this context; open() takes it (and
+#: leaves -1).
+_OFFERED: "contextvars.ContextVar[Optional[List[Any]]]" = contextvars.ContextVar("poster_offered", default=None)
+
+
+@contextlib.contextmanager
+def offered_to_step(source: "PathSource", fd: int) -> Iterator[None]:
+    """Offer ``fd`` (``source``'s file, checked) to the step made within;
+    closed after it unless the step's ``source.open()`` took it."""
+    offer: List[Any] = [source, fd]
+    token = _OFFERED.set(offer)
+    try:
+        yield
+    finally:
+        _OFFERED.reset(token)
+        left: int = offer[1]
+        if left >= 0:
+            os.close(left)
+
+
 #: How a file given by its path is opened: never waiting (a FIFO put at
 #: its path), never passed on to a child process.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+try:
+    _SYSTEM_CALLS = _system_calls()
+except Exception:  # whatever the system does not have, it is not asked
+    _SYSTEM_CALLS = None
 
 
 class PathSource:
@@ -392,6 +433,14 @@ class PathSource:
         self.identity = identity  # (st_dev, st_ino, st_size) when measured
 
     def open(self, label: str) -> Reading:
+        offered = _OFFERED.get()
+        if offered is not None and offered[0] is self and offered[1] >= 0:
+            # Opened and checked for this step (checked_descriptor()): the
+            # path is not looked up again.
+            taken: int = offered[1]
+            offered[1] = -1
+            reading: Reading = PathSource._checked(self, taken, label)
+            return reading
         try:
             fd = os.open(self.path, _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -401,6 +450,11 @@ class PathSource:
                 f"{label}: {os.fsdecode(self.path)!r} cannot be opened any more "
                 f"({exc.strerror}); make the param again"
             ) from exc
+        return self._checked(fd, label)
+
+    def _checked(self, fd: int, label: str) -> Reading:
+        """The reading of ``fd``, once it is known to be the file measured
+        (closed, and SourceChangedError, when it is not)."""
         try:
             if not _backend.impl.is_same_file(fd, self.identity):
                 st = os.fstat(fd)  # what it is now, to say what changed
@@ -414,23 +468,24 @@ class PathSource:
             raise
         return Reading(fd=fd, start=0, close=lambda end: os.close(fd))
 
-    def cached(self, size: int) -> bool:
-        """Whether the file's first ``size`` bytes can be read with no wait:
-        it was measured on a local file system, its path is found with no
-        I/O and through no symlink, it is still the file measured, and the
-        page cache holds them (see :func:`no_wait_state`)."""
+    def checked_descriptor(self, size: int) -> int:
+        """The file opened when its first ``size`` bytes can be read with no
+        wait: it was measured on a local file system, its path is found
+        with no I/O and through no symlink, it is still the file measured,
+        and the page cache holds them (see :func:`no_wait_state`); else -1.
+        Offered to a step (:func:`offered_to_step`), :meth:`open` takes it
+        rather than looking the path up again."""
         known = no_wait_state()
         if known is None or known.open_cached is None or known.cachestat is None:
-            return False
+            return -1
         if known.mounts.get(self.identity[0]) not in LOCAL_FILE_SYSTEMS:
-            return False
+            return -1
         fd = known.open_cached(os.fsencode(self.path))
-        if fd < 0:
-            return False
-        try:
-            return _backend.impl.is_same_file(fd, self.identity) and (size <= 0 or known.cachestat(fd, 0, size))
-        finally:
+        if fd >= 0 and not (_backend.impl.is_same_file(fd, self.identity)
+                            and (size <= 0 or known.cachestat(fd, 0, size))):
             os.close(fd)
+            fd = -1
+        return fd
 
     def reset(self) -> None:
         """Nothing to rewind: every reading opens the file anew."""

@@ -307,16 +307,22 @@ def no_wait_known():
     return refresh_no_wait()
 
 
-def can_tell(path):
-    """Whether a small file at ``path`` is read on the loop here: the
-    compiled backend, and a system that tells it reads with no wait
+def system_tells(path):
+    """Whether this system tells that a file at ``path`` reads with no wait
     (openat2 and cachestat, a local file system in /proc/self/mountinfo)."""
-    from poster import _backend
     from poster._sources import local_device, no_wait_state
 
     known = no_wait_state()
-    return (_backend.current() == "cython" and known is not None and known.open_cached is not None
-            and known.cachestat is not None and local_device(os.stat(path).st_dev))
+    return (known is not None and known.open_cached is not None and known.cachestat is not None
+            and local_device(os.stat(path).st_dev))
+
+
+def can_tell(path):
+    """Whether a small file at ``path`` is read on the loop here: the
+    compiled backend, and :func:`system_tells`."""
+    from poster import _backend
+
+    return _backend.current() == "cython" and system_tells(path)
 
 
 def test_page_cached_tells_what_a_read_would_find_in_memory(tmp_path, no_wait_known):
@@ -622,3 +628,55 @@ def test_no_thread_to_be_had_leaves_nothing_known_and_no_error(monkeypatch):
     assert not state.refreshing  # not stuck: it may try again later
     monkeypatch.undo()
     assert _sources.refresh_no_wait() is not None or _sources._state.calls is None
+
+
+def test_a_step_reads_the_descriptor_its_check_opened(tmp_path):
+    # The path is looked up once, by the check (with no I/O, no symlink):
+    # a path put over between the check and the step's open() is not
+    # looked up again (it could lead into a file system that hangs).
+    from poster._sources import offered_to_step
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"measured")
+    param = MultipartParam.from_file("f", str(path))
+    fd = param._source.checked_descriptor(8)
+    if not system_tells(path):
+        assert fd == -1
+        return
+    assert fd >= 0
+    (tmp_path / "other.bin").write_bytes(b"put over")
+    os.replace(tmp_path / "other.bin", path)
+    with offered_to_step(param._source, fd):
+        reading = param._source.open(param.label())
+    try:
+        assert reading.fd == fd and os.pread(reading.fd, 100, 0) == b"measured"
+    finally:
+        reading.close(None)
+    # Not taken by the step (a step that opened no file): closed after it.
+    fd = os.open(os.devnull, os.O_RDONLY)
+    with offered_to_step(param._source, fd):
+        pass
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    # With nothing offered, open() looks the path up, and finds it put over.
+    from poster.errors import SourceChangedError
+
+    with pytest.raises(SourceChangedError):
+        param._source.open(param.label())
+
+
+def test_a_new_mount_namespace_makes_the_table_unknown(monkeypatch):
+    # After unshare(CLONE_NEWNS) the kept descriptor watches the old
+    # namespace's table: the table is taken as unknown until read again.
+    from poster import _sources
+
+    known = _sources.refresh_no_wait()
+    if known is None:
+        assert _sources.no_wait_state() is None
+        return
+    assert _sources.no_wait_state() is known
+    monkeypatch.setattr(_sources, "_mount_namespace", lambda: known.namespace + 1)
+    assert _sources.no_wait_state() is None
+    refreshed = _sources.refresh_no_wait()
+    assert refreshed is not None and refreshed.namespace == known.namespace + 1
+    assert _sources._state.namespace == known.namespace + 1  # its descriptor opened anew

@@ -17,13 +17,13 @@ import math
 import reprlib
 import time
 import weakref
-from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 
 from poster import _backend
 from poster._parts import Boundary, Callback, MultipartParam, Part, TextRun, body_size, check_blocksize, quote_boundary
 from poster._digests import DigestSource, Digests, Hashers, check_algorithm, check_order, hashed
 from poster._send import SEND_WINDOW, is_plain_socket, sendfile_all
-from poster._sources import AsyncSource, DescriptorSource, PathSource, Reading, offered_to_step, running_loop
+from poster._sources import AsyncSource, DescriptorSource, PathSource, Reading, running_loop
 from poster._subtypes import FORM_DATA, check_names, check_subtype, content_type
 from poster.errors import BodyConsumedError, BodyFrozenError, BoundaryCollisionError, ContentSizeError
 
@@ -947,7 +947,7 @@ class _AsyncBlocks:
     Such a body with one file part, of at most :data:`ASYNC_WHOLE_FILE`
     bytes, with the compiled backend, makes a step on the loop when the
     file reads with no wait
-    (``checked_descriptor()`` or ``cached()`` of its source, asked again
+    (``no_wait()`` of its source, asked again
     just before each step: on a local file system, its path found with no
     I/O and through no symlink, still the file measured, and wholly in the
     page cache; the step reads the descriptor that check opened).  The read is
@@ -991,12 +991,13 @@ class _AsyncBlocks:
         # Such a body with one small file part may have its steps made on
         # the loop (see above); then it reads nothing ahead.  Not with the
         # pure-Python twin: its scan makes a 1 MiB step take 1.2-4 ms.
-        self._no_wait: Optional[MultipartParam] = None
+        self._no_wait: Optional[Tuple[Union[PathSource, DescriptorSource], int]] = None  # (source, size)
         if self._read_ahead and body.blocksize <= ASYNC_WHOLE_FILE and _backend.current() == "cython":
             files = [part for part in body._parts if _reads_source(part)]
             size = files[0].content_size() if len(files) == 1 else None
-            if size is not None and size <= ASYNC_WHOLE_FILE:
-                self._no_wait, self._read_ahead = files[0], False
+            source = files[0]._source if files else None
+            if size is not None and size <= ASYNC_WHOLE_FILE and isinstance(source, (PathSource, DescriptorSource)):
+                self._no_wait, self._read_ahead = (source, size), False
 
     def __aiter__(self) -> "_AsyncBlocks":
         if self._done:
@@ -1044,7 +1045,7 @@ class _AsyncBlocks:
                 self._blocks = body._running(file_blocksize, whole_file)
         if self._no_wait is not None and self._pending is None:
             await asyncio.sleep(0)  # let the loop run between blocks
-            made, block = self._step_on_loop(self._no_wait)
+            made, block = self._step_on_loop(*self._no_wait)
             if not made:
                 block = await self._step_in_thread()
         elif self._in_thread:  # (and a step kept from a cancelled call)
@@ -1066,29 +1067,23 @@ class _AsyncBlocks:
             raise body._consumed_error()
         return block
 
-    def _step_on_loop(self, param: MultipartParam) -> Tuple[bool, Optional[bytes]]:
-        """``(True, the next block or None)`` made here on the loop, when
-        ``param``'s file reads with no wait and the step is expected to fit
-        in this pass of the loop; else ``(False, None)``, for a worker thread
-        to make it.  The check and the step run in one go: no other task
-        runs between them."""
+    def _step_on_loop(self, source: Union[PathSource, DescriptorSource], size: int) -> Tuple[bool, Optional[bytes]]:
+        """``(True, the next block or None)`` made here on the loop, when the
+        ``size`` bytes of ``source`` read with no wait and the step is
+        expected to fit in this pass of the loop; else ``(False, None)``, for
+        a worker thread to make it.  The check and the step run in one go:
+        no other task runs between them."""
         reads = _loop_reads()
-        if not reads.take(self._body.blocksize + (param.content_size() or 0)):
+        if not reads.take(self._body.blocksize + size):
             return False, None
         wall, cpu = time.perf_counter(), time.thread_time()
         block: Optional[bytes] = None
         try:
-            source, size = param._source, param.content_size() or 0
-            if isinstance(source, PathSource):
-                fd = source.checked_descriptor(size)
-                if fd < 0:
-                    return False, None
-                with offered_to_step(source, fd):  # the step's open() takes it
-                    block = self._next_block(None)
-                return True, block
-            if not (isinstance(source, DescriptorSource) and source.cached(size)):
+            step = source.no_wait(size)
+            if step is None:
                 return False, None
-            block = self._next_block(None)
+            with step:  # a path's step takes the descriptor its check opened
+                block = self._next_block(None)
             return True, block
         except BaseException:
             self._done = True

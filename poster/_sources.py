@@ -38,7 +38,7 @@ import stat
 import threading
 import time
 import weakref
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple, Union, final
+from typing import Any, Awaitable, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple, Union, final
 
 from poster import _backend
 from poster.errors import NotReplayableError, SourceChangedError, SourceInUseError
@@ -168,6 +168,18 @@ class _NoWait:
         self.mounts = mounts
         self.namespace = namespace
 
+    def local(self, dev: int) -> bool:
+        """Whether the device ``dev`` holds a file system of :data:`LOCAL_FILE_SYSTEMS`."""
+        return self.mounts.get(dev) in LOCAL_FILE_SYSTEMS
+
+    def cached(self, fd: int, offset: int, length: int) -> bool:
+        """Whether the page cache holds the ``length`` bytes of ``fd`` from ``offset``."""
+        return length <= 0 or (self.cachestat is not None and self.cachestat(fd, offset, length))
+
+    def open(self, path: Path) -> int:
+        """``path`` opened with no lookup I/O and through no symlink, or -1."""
+        return -1 if self.open_cached is None else self.open_cached(os.fsencode(path))
+
 
 class _NoWaitState:
     """The :class:`_NoWait` in force (None: nothing known), and how it is
@@ -280,18 +292,16 @@ def page_cached(fd: int, offset: int, length: int) -> bool:
     wherever that can't be told (another system, an older kernel, before
     :func:`no_wait_state` is first made), and for any error.
     """
-    if length <= 0:
-        return True
-    state = no_wait_state()
-    return state is not None and state.cachestat is not None and state.cachestat(fd, offset, length)
+    known = no_wait_state() if length > 0 else None
+    return length <= 0 or (known is not None and known.cached(fd, offset, length))
 
 
 def local_device(dev: int) -> bool:
     """Whether the device number ``dev`` (a file's ``st_dev``) is that of a
     file system in :data:`LOCAL_FILE_SYSTEMS`, as ``/proc/self/mountinfo``
     tells (read again once it changed); False where that can't be told."""
-    state = no_wait_state()
-    return state is not None and state.mounts.get(dev) in LOCAL_FILE_SYSTEMS
+    known = no_wait_state()
+    return known is not None and known.local(dev)
 
 
 def open_cached(path: Path) -> int:
@@ -299,10 +309,8 @@ def open_cached(path: Path) -> int:
     opens it) when its lookup needs no I/O and follows no symlink; -1 when
     it can't be (or can't be told: no ``openat2(2)`` with RESOLVE_CACHED,
     Linux 5.12 and later)."""
-    state = no_wait_state()
-    if state is None or state.open_cached is None:
-        return -1
-    return state.open_cached(os.fsencode(path))
+    known = no_wait_state()
+    return -1 if known is None else known.open(path)
 
 
 def _mount_namespace() -> int:
@@ -439,8 +447,7 @@ class PathSource:
             # path is not looked up again.
             taken: int = offered[1]
             offered[1] = -1
-            reading: Reading = PathSource._checked(self, taken, label)
-            return reading
+            return Reading(fd=taken, start=0, close=lambda end: os.close(taken))
         try:
             fd = os.open(self.path, _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -450,11 +457,6 @@ class PathSource:
                 f"{label}: {os.fsdecode(self.path)!r} cannot be opened any more "
                 f"({exc.strerror}); make the param again"
             ) from exc
-        return self._checked(fd, label)
-
-    def _checked(self, fd: int, label: str) -> Reading:
-        """The reading of ``fd``, once it is known to be the file measured
-        (closed, and SourceChangedError, when it is not)."""
         try:
             if not _backend.impl.is_same_file(fd, self.identity):
                 st = os.fstat(fd)  # what it is now, to say what changed
@@ -476,16 +478,20 @@ class PathSource:
         Offered to a step (:func:`offered_to_step`), :meth:`open` takes it
         rather than looking the path up again."""
         known = no_wait_state()
-        if known is None or known.open_cached is None or known.cachestat is None:
+        if known is None or not known.local(self.identity[0]):
             return -1
-        if known.mounts.get(self.identity[0]) not in LOCAL_FILE_SYSTEMS:
-            return -1
-        fd = known.open_cached(os.fsencode(self.path))
-        if fd >= 0 and not (_backend.impl.is_same_file(fd, self.identity)
-                            and (size <= 0 or known.cachestat(fd, 0, size))):
+        fd = known.open(self.path)
+        if fd >= 0 and not (_backend.impl.is_same_file(fd, self.identity) and known.cached(fd, 0, size)):
             os.close(fd)
             fd = -1
         return fd
+
+    def no_wait(self, size: int) -> Optional[ContextManager[None]]:
+        """What a step that reads the file's first ``size`` bytes with no
+        wait is made within (its checked descriptor offered to it), or None
+        when they can't be read so (:meth:`checked_descriptor`)."""
+        fd = self.checked_descriptor(size)
+        return None if fd < 0 else offered_to_step(self, fd)
 
     def reset(self) -> None:
         """Nothing to rewind: every reading opens the file anew."""
@@ -543,9 +549,11 @@ class DescriptorSource:
         """Whether the ``size`` bytes of the content can be read with no wait
         (:meth:`PathSource.cached`)."""
         known = no_wait_state()
-        if known is None or known.cachestat is None or known.mounts.get(self._device) not in LOCAL_FILE_SYSTEMS:
-            return False
-        return size <= 0 or known.cachestat(self._descriptor.fd, self.start, size)
+        return known is not None and known.local(self._device) and known.cached(self._descriptor.fd, self.start, size)
+
+    def no_wait(self, size: int) -> Optional[ContextManager[None]]:
+        """As :meth:`PathSource.no_wait`: there is no path to look up."""
+        return contextlib.nullcontext() if self.cached(size) else None
 
     def _leave_after(self, end: Optional[int]) -> None:
         if end is not None:

@@ -738,12 +738,14 @@ def parts_from_params(params: ParamsInput, delimiter: bytes, style: str, limit: 
     measure_text_pairs = _backend.impl.measure_text_pairs
     index = 0
     while index < len(items):
+        item = items[index]
+        if isinstance(item, MultipartParam):  # what from_params would do
+            parts.append(item)
+            index += 1
+            continue
         length, stop = measure_text_pairs(items, index, delimiter, html5, limit)
         if stop > index:
             parts.append(TextRun(items[index:stop], style, length))
-        elif isinstance(items[index], MultipartParam):  # what from_params would do
-            parts.append(items[index])
-            stop = index + 1
         else:
             stop = index + 1
             parts += MultipartParam.from_params(items[index:stop], style=style)

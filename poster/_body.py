@@ -950,7 +950,8 @@ class _AsyncBlocks:
     (``no_wait()`` of its source, asked again
     just before each step: on a local file system, its path found with no
     I/O and through no symlink, still the file measured, and wholly in the
-    page cache; the step reads the descriptor that check opened).  The read is
+    page cache; the step reads the descriptor that check opened, keeping the
+    GIL: ``reads_hold_gil``).  The read is
     then a copy from memory (a few hundred microseconds for a mebibyte),
     where a thread hop in the middle of a request cost the client more than
     the read (the worker and the loop take the GIL from each other).  Such
@@ -1082,8 +1083,17 @@ class _AsyncBlocks:
             step = source.no_wait(size)
             if step is None:
                 return False, None
-            with step:  # a path's step takes the descriptor its check opened
-                block = self._next_block(None)
+            # A path's step takes the descriptor its check opened, and reads
+            # the page cache with the GIL held: let go, it would be had back
+            # only after another thread's switch interval (5 ms), where one
+            # runs Python.
+            hold = _backend.impl.reads_hold_gil
+            with step:
+                held = hold(True)
+                try:
+                    block = self._next_block(None)
+                finally:
+                    hold(held)
             return True, block
         except BaseException:
             self._done = True

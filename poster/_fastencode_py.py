@@ -20,7 +20,10 @@ It owns every loop over bytes:
   checked for the boundary and for its size; it raises the errors of
   :mod:`poster.errors` itself;
 * :func:`measure_file` measures a file by its path, and :func:`is_same_file`
-  tells whether a file opened again is the one measured.
+  tells whether a file opened again is the one measured;
+* :func:`reads_hold_gil` asks this thread's reads by offset to keep the GIL
+  for what the page cache holds (the compiled backend only: here a read is
+  ``os.preadv``, which always lets it go).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "readinto_exact",
     "measure_file",
     "is_same_file",
+    "reads_hold_gil",
 ]
 
 def _check_delimiter(delimiter: Any) -> None:
@@ -960,3 +964,12 @@ def is_same_file(fd: int, identity: Tuple[int, int, int]) -> bool:
     ``(st_dev, st_ino, st_size)`` is ``identity``."""
     st = os.fstat(fd)
     return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_size) == identity
+
+
+def reads_hold_gil(hold: Any) -> bool:
+    """Whether this thread's reads by offset keep the GIL, as it was; from
+    now on, ``hold``.  The compiled backend's reads can (on Linux: what the
+    page cache holds, read with ``RWF_NOWAIT``); these are ``os.preadv``,
+    which lets the GIL go whatever is asked: always False, and ``hold``
+    changes nothing."""
+    return False

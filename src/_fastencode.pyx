@@ -932,6 +932,93 @@ cdef extern from *:
     Py_ssize_t poster_pread_probe(int fd, char *buf, Py_ssize_t n, long long offset, int *more) nogil
 
 
+cdef extern from *:
+    """
+    /* Reads by offset that keep the GIL, in one thread: a step made on an
+       event loop whose file the page cache holds (poster._body's
+       _AsyncBlocks) reads it so.  Letting the GIL go for a copy of a few
+       hundred microseconds would cost the loop far more where another
+       thread runs Python: the loop waits for that thread's switch interval
+       (5 ms) to have it back.  Such a read never waits for the disk:
+       preadv2(RWF_NOWAIT) takes only what the page cache holds, and the
+       rest is read the usual way, without the GIL. */
+    #if defined(__linux__) && defined(RWF_NOWAIT)
+    static __thread int poster_hold_gil = 0;
+    static int poster_nowait_works = 1;
+    static int poster_set_hold_gil(int hold) {
+        int was = poster_hold_gil;
+        poster_hold_gil = hold != 0;
+        return was;
+    }
+    /* Up to n bytes at offset from the page cache alone (0 when none can be
+       had so); with more, also whether the file goes on after them, in
+       *more, once *settled says it is known. */
+    static Py_ssize_t poster_pread_cached(int fd, char *buf, Py_ssize_t n, long long offset,
+                                          int *more, int *settled) {
+        char spare;
+        struct iovec iov[2];
+        ssize_t count;
+        *settled = 0;
+        if (!poster_hold_gil || !poster_nowait_works || n <= 0)
+            return 0;
+        iov[0].iov_base = buf;
+        iov[0].iov_len = (size_t)n;
+        iov[1].iov_base = &spare;
+        iov[1].iov_len = 1;
+        count = preadv2(fd, iov, more != NULL ? 2 : 1, (off_t)offset, RWF_NOWAIT);
+        if (count < 0) {
+            if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+                poster_nowait_works = 0;  /* not on this system: the usual reads */
+            return 0;
+        }
+        if (more == NULL) {
+            *settled = count == n;
+            return (Py_ssize_t)count;
+        }
+        if (count > n) {
+            *more = 1;
+            *settled = 1;
+            return n;
+        }
+        if (count == n) {
+            /* All n came and the read stopped: at the end of the file, or
+               where the cache holds no more.  One byte more tells. */
+            count = preadv2(fd, &iov[1], 1, (off_t)(offset + n), RWF_NOWAIT);
+            if (count >= 0) {
+                *more = count > 0;
+                *settled = 1;
+            }
+            return n;
+        }
+        return (Py_ssize_t)count;
+    }
+    #else
+    static int poster_set_hold_gil(int hold) {
+        (void)hold;
+        return 0;
+    }
+    static Py_ssize_t poster_pread_cached(int fd, char *buf, Py_ssize_t n, long long offset,
+                                          int *more, int *settled) {
+        (void)fd; (void)buf; (void)n; (void)offset; (void)more;
+        *settled = 0;
+        return 0;
+    }
+    #endif
+    """
+    int poster_set_hold_gil(int hold)
+    Py_ssize_t poster_pread_cached(int fd, char *buf, Py_ssize_t n, long long offset,
+                                   int *more, int *settled)
+
+
+def reads_hold_gil(hold):
+    """Whether this thread's reads by offset keep the GIL, as it was; from
+    now on, ``hold``.  Such a read takes what the page cache holds with the
+    GIL held, never waiting for the disk (``preadv2`` with ``RWF_NOWAIT``,
+    on Linux), and reads the rest the usual way, without it.  Elsewhere it
+    changes nothing, and says False."""
+    return bool(poster_set_hold_gil(1 if hold else 0))
+
+
 cdef Py_ssize_t checked_size(object size) except -1:
     if not isinstance(size, int):
         raise TypeError(f"size must be an int, not {type(size).__name__}")
@@ -1202,7 +1289,7 @@ cdef class BlockReader:
         ``read``."""
         cdef Py_ssize_t got = 0, count = 0
         cdef Py_ssize_t head_size = len(head), tail_size = len(tail)
-        cdef int error = 0
+        cdef int error = 0, settled = 0
         cdef bint scan, recycled
         cdef PyObject *raw
         cdef char *data
@@ -1230,7 +1317,14 @@ cdef class BlockReader:
         data = bytes_data_raw(raw) + head_size
         scanner._busy = scan
         try:
-            while True:
+            # With reads_hold_gil(): what the page cache holds first, with the GIL.
+            got = poster_pread_cached(fd, data, n, offset, more, &settled)
+            if got == n and settled:
+                if scan:
+                    found[0] = scanner._scan_nogil(<const unsigned char *>data, got)
+            elif got == n:
+                got = n - 1  # whether the file goes on is asked again below
+            while got < n:
                 with nogil:
                     while got < n:
                         # A read that fills the n bytes but not the spare

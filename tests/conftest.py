@@ -39,6 +39,15 @@ def backend(request):
     _backend.select(previous)
 
 
+@pytest.fixture
+def no_wait_known():
+    """What the system tells of reads with no wait, made before the test
+    (else it is made in a thread on first use, and not known until then)."""
+    from poster._sources import refresh_no_wait
+
+    return refresh_no_wait()
+
+
 # -- real servers on 127.0.0.1 -------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -299,12 +299,9 @@ def sparse_file(path, size):
 
 
 @pytest.fixture(autouse=True)
-def no_wait_known():
-    """What the system tells of reads with no wait, made before the test
-    (else it is made in a thread on first use, and not known until then)."""
-    from poster._sources import refresh_no_wait
-
-    return refresh_no_wait()
+def known_before(no_wait_known):
+    """Every test here starts with what the system tells known (conftest's ``no_wait_known``)."""
+    return no_wait_known
 
 
 def system_tells(path):

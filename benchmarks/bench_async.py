@@ -17,6 +17,9 @@ through httpx.AsyncClient, three contenders:
   (``readinto``: no allocation, no page faults): the floor of any encoder
   that reads its file for each upload (it neither scans nor builds anything).
 
+With ``--busy-thread`` every contender also runs a thread of pure Python
+beside its loop, as an application with CPU-bound work does.
+
 Meanwhile a ticker task sleeps 1 ms at a time and records the largest gap
 between its ticks: how long the loop was kept from running it.  Every
 contender runs in a process of its own (imports, connections and one batch
@@ -32,6 +35,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List
 
@@ -58,6 +62,14 @@ def read_into(path: str, buffer: bytearray) -> int:
     """Read the file at ``path`` whole into ``buffer``, made before the clock."""
     with open(path, "rb", buffering=0) as f:
         return f.readinto(buffer)
+
+
+def busy() -> None:
+    """Python that never waits (``--busy-thread``): an application's CPU-bound
+    thread, which holds the GIL whenever the loop's thread lets it go."""
+    count = 0
+    while True:
+        count += 1
 
 
 def files() -> List[str]:
@@ -209,13 +221,19 @@ def async_rows(rounds: int) -> List[tuple]:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         client, kind, url = sys.argv[2:5]
+        if os.environ.get("POSTER_BENCH_BUSY_THREAD"):
+            threading.Thread(target=busy, daemon=True).start()
         print(asyncio.run(contend(client, kind, url, files())))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", default=",".join(CONTENDERS))
     parser.add_argument("--base", help="a directory holding another poster package, to compare with")
+    parser.add_argument("--busy-thread", action="store_true",
+                        help="each contender runs a thread of pure Python beside its loop")
     args = parser.parse_args()
+    if args.busy_thread:
+        os.environ["POSTER_BENCH_BUSY_THREAD"] = "1"
     if args.base:
         os.environ["POSTER_BENCH_BASE"] = os.path.abspath(args.base)
     for client in set(CONTENDERS) - set(args.clients.split(",")):

@@ -1087,10 +1087,10 @@ class _AsyncBlocks:
             # the page cache with the GIL held: let go, it would be had back
             # only after another thread's switch interval (5 ms), where one
             # runs Python.
-            hold = _backend.impl.reads_hold_gil
+            hold, held = _backend.impl.reads_hold_gil, False
             with step:
-                held = hold(True)
                 try:
+                    held = hold(True)
                     block = self._next_block(None)
                 finally:
                     hold(held)

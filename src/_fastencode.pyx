@@ -941,10 +941,15 @@ cdef extern from *:
        thread runs Python: the loop waits for that thread's switch interval
        (5 ms) to have it back.  Such a read never waits for the disk:
        preadv2(RWF_NOWAIT) takes only what the page cache holds, and the
-       rest is read the usual way, without the GIL. */
+       rest is read the usual way, without the GIL.  A file whose system
+       does not take RWF_NOWAIT (tmpfs, say) and a descriptor opened with
+       O_DIRECT (which RWF_NOWAIT lets read the disk) are read the usual
+       way too. */
     #if defined(__linux__) && defined(RWF_NOWAIT)
+    #include <fcntl.h>
+    #include <sys/stat.h>
     static __thread int poster_hold_gil = 0;
-    static int poster_nowait_works = 1;
+    static int poster_nowait_works = 1;  /* 0: the system has no preadv2 for us */
     static int poster_set_hold_gil(int hold) {
         int was = poster_hold_gil;
         poster_hold_gil = hold != 0;
@@ -952,14 +957,20 @@ cdef extern from *:
     }
     /* Up to n bytes at offset from the page cache alone (0 when none can be
        had so); with more, also whether the file goes on after them, in
-       *more, once *settled says it is known. */
+       *more, once *settled says it is known.  *settled is also set when
+       n bytes came and more was not asked. */
     static Py_ssize_t poster_pread_cached(int fd, char *buf, Py_ssize_t n, long long offset,
                                           int *more, int *settled) {
         char spare;
         struct iovec iov[2];
+        struct stat st;
         ssize_t count;
+        int flags;
         *settled = 0;
         if (!poster_hold_gil || !poster_nowait_works || n <= 0)
+            return 0;
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || (flags & O_DIRECT))
             return 0;
         iov[0].iov_base = buf;
         iov[0].iov_len = (size_t)n;
@@ -967,9 +978,9 @@ cdef extern from *:
         iov[1].iov_len = 1;
         count = preadv2(fd, iov, more != NULL ? 2 : 1, (off_t)offset, RWF_NOWAIT);
         if (count < 0) {
-            if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
-                poster_nowait_works = 0;  /* not on this system: the usual reads */
-            return 0;
+            if (errno == ENOSYS || errno == EPERM)
+                poster_nowait_works = 0;  /* no such call here (or a filter forbids it) */
+            return 0;  /* this file, or these pages: the usual read */
         }
         if (more == NULL) {
             *settled = count == n;
@@ -980,15 +991,12 @@ cdef extern from *:
             *settled = 1;
             return n;
         }
-        if (count == n) {
+        if (count == n && fstat(fd, &st) == 0) {
             /* All n came and the read stopped: at the end of the file, or
-               where the cache holds no more.  One byte more tells. */
-            count = preadv2(fd, &iov[1], 1, (off_t)(offset + n), RWF_NOWAIT);
-            if (count >= 0) {
-                *more = count > 0;
-                *settled = 1;
-            }
-            return n;
+               where the cache holds no more (some kernels, 5.9 and 5.10,
+               even answer 0 there).  The file's size tells which. */
+            *more = (long long)st.st_size > offset + n;
+            *settled = 1;
         }
         return (Py_ssize_t)count;
     }

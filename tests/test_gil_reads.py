@@ -5,7 +5,9 @@ have the loop wait for another thread's switch interval to get it back."""
 import asyncio
 import os
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -15,13 +17,24 @@ from poster.errors import ContentSizeError, SourceChangedError
 
 DELIMITER = b"--" + b"0123456789abcdef"
 PAGE = 4096
-#: Where the compiled backend's reads can keep the GIL.
-CAN_HOLD = sys.platform.startswith("linux")
+#: Where the compiled backend's reads can keep the GIL (Linux, with RWF_NOWAIT).
+CAN_HOLD = sys.platform.startswith("linux") and hasattr(os, "RWF_NOWAIT")
 
 
 def holds(backend):
     """Whether ``reads_hold_gil(True)`` takes effect with this backend here."""
     return CAN_HOLD and backend is _backend.AVAILABLE.get("cython")
+
+
+def takes_nowait(fd):
+    """Whether the file system of ``fd`` reads with RWF_NOWAIT (tmpfs does not)."""
+    try:
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 class held_reads:
@@ -41,11 +54,21 @@ def content_of(impl, fd, size, blocksize, head=b"", tail=b"", check_growth=True)
     return impl.FileContent(fd, 0, size, blocksize, DELIMITER, check_growth, "part 'f'", head, tail)
 
 
-def sparse(path, size):
-    """A file of ``size`` zero bytes of which no page was ever read: none is in the page cache."""
+def evicted(path, data, known):
+    """A file of ``data`` of which the page cache holds nothing (written,
+    synced, then dropped), as the system tells when it can (``known``)."""
     with open(path, "wb") as f:
-        f.truncate(size)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        if data and can_tell(known):
+            assert not cached(f.fileno(), 0, 1)
     return str(path)
+
+
+def can_tell(known):
+    return known is not None and known.cachestat is not None
 
 
 def cached(fd, offset, length):
@@ -69,27 +92,33 @@ def test_the_setting_is_this_threads_and_says_what_it_was(backend):
 @pytest.mark.parametrize("size", [1, PAGE - 1, PAGE, 3 * PAGE + 5, 300_000])
 @pytest.mark.parametrize("in_cache", ["all", "none", "first page"])
 @pytest.mark.parametrize("blocksize", [PAGE, 1 << 20])
-def test_the_blocks_are_the_same_wherever_the_bytes_are(backend, tmp_path, size, in_cache, blocksize):
-    data = bytes(range(256)) * (size // 256 + 1)
+def test_the_blocks_are_the_same_wherever_the_bytes_are(
+    backend, tmp_path, no_wait_known, size, in_cache, blocksize
+):
+    data = os.urandom(size)
     path = tmp_path / "f.bin"
-    if in_cache == "all":
-        path.write_bytes(data[:size])
-        expected = data[:size]
-    else:
-        sparse(path, size)  # zeros, never read
-        expected = bytes(size)
-    fd = os.open(path, os.O_RDONLY)
+    fd = -1
     try:
-        if in_cache == "first page":
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read ahead
-            os.pread(fd, 1, 0)
         for hold in (False, True):
+            if in_cache == "all":
+                path.write_bytes(data)
+            else:
+                evicted(path, data, no_wait_known)
+            fd = os.open(path, os.O_RDONLY)
+            if in_cache == "first page":
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read ahead
+                os.pread(fd, 1, 0)
+                if size > PAGE and can_tell(no_wait_known):
+                    assert cached(fd, 0, PAGE) and not cached(fd, PAGE, 1)
             with held_reads(backend, hold):
                 blocks = list(content_of(backend, fd, size, blocksize, b"HEAD", b"TAIL"))
-            assert b"".join(blocks) == b"HEAD" + expected + b"TAIL"
+            os.close(fd)
+            fd = -1
+            assert b"".join(blocks) == b"HEAD" + data + b"TAIL"
             assert len(blocks) == -(-size // blocksize)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def test_a_file_that_grew_or_shrank_is_refused_with_the_gil_held(backend, tmp_path):
@@ -108,29 +137,30 @@ def test_a_file_that_grew_or_shrank_is_refused_with_the_gil_held(backend, tmp_pa
 
 def test_growth_past_the_cached_pages_is_found_too(backend, tmp_path, no_wait_known):
     # The content's two pages are in the page cache, the byte after them is
-    # not: the read with the GIL held gets the content whole but can't tell
-    # whether the file goes on, and asks again with a read that may wait.
-    path = sparse(tmp_path / "f.bin", 4 * PAGE)
+    # not: the read with the GIL held gets the content whole, stops there,
+    # and the file's size tells that it goes on.
+    data = os.urandom(4 * PAGE)
+    path = evicted(tmp_path / "f.bin", data, no_wait_known)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         os.pread(fd, 2 * PAGE, 0)
-        if no_wait_known is not None and no_wait_known.cachestat is not None:
+        if can_tell(no_wait_known):
             assert cached(fd, 0, 2 * PAGE) and not cached(fd, 2 * PAGE, 1)
         with held_reads(backend):
             with pytest.raises(ContentSizeError, match="grew"):
                 list(content_of(backend, fd, 2 * PAGE, 4 * PAGE))
-            assert b"".join(content_of(backend, fd, 4 * PAGE, 8 * PAGE)) == bytes(4 * PAGE)
+            assert b"".join(content_of(backend, fd, 4 * PAGE, 8 * PAGE)) == data
     finally:
         os.close(fd)
 
 
-def other_thread_steps(impl, tmp_path, hold):
-    """How far a thread running Python got while this one read 64 MiB from
-    the page cache in 8 reads, with ``reads_hold_gil(hold)``."""
-    path = tmp_path / "big.bin"
-    if not path.exists():
-        path.write_bytes(os.urandom(1 << 20) * 64)
+def other_thread_steps(impl, path, hold):
+    """How far a thread running Python got while this one read the 64 MiB
+    file at ``path`` from the page cache in 8 reads, with ``reads_hold_gil(hold)``."""
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(1 << 20) * 64)
     counter = [0]
     running = threading.Event()
     stop = False
@@ -166,14 +196,38 @@ def other_thread_steps(impl, tmp_path, hold):
     return after - before
 
 
+def gil_kept(impl, path):
+    """Whether the reads of :func:`other_thread_steps` kept the GIL when
+    asked to (and let it go when not)."""
+    released = other_thread_steps(impl, path, hold=False)
+    held = other_thread_steps(impl, path, hold=True)
+    assert released > 1000  # it ran while the reads let the GIL go
+    return held * 20 < released
+
+
 def test_a_read_from_the_page_cache_keeps_the_gil_when_asked(backend, tmp_path):
-    released = other_thread_steps(backend, tmp_path, hold=False)
-    held = other_thread_steps(backend, tmp_path, hold=True)
-    assert released > 1000  # it ran while the read let the GIL go
-    if holds(backend):
-        assert held * 20 < released
-    else:  # os.preadv lets the GIL go whatever is asked
-        assert held > 1000
+    path = tmp_path / "big.bin"
+    assert gil_kept(backend, path) is holds(backend)  # os.preadv (the twin's) always lets it go
+
+
+def test_a_file_system_without_rwf_nowait_is_read_as_usual_and_no_other_file_is(backend, tmp_path):
+    # tmpfs answers RWF_NOWAIT with EOPNOTSUPP: its file is read the usual
+    # way, the GIL let go, and that changes nothing for the files read next.
+    shm = tmp_path / "big.bin"
+    if os.path.isdir("/dev/shm"):
+        shm = Path(tempfile.mkdtemp(dir="/dev/shm")) / "big.bin"
+    try:
+        with open(shm, "wb") as f:
+            f.write(b"x")
+            nowait = takes_nowait(f.fileno())
+        os.unlink(shm)
+        assert gil_kept(backend, shm) is (holds(backend) and nowait)
+    finally:
+        if shm.exists():
+            os.unlink(shm)
+        if str(shm.parent).startswith("/dev/shm/"):
+            os.rmdir(shm.parent)
+    assert gil_kept(backend, tmp_path / "after.bin") is holds(backend)
 
 
 async def iterate(body):

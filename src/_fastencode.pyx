@@ -991,7 +991,7 @@ cdef extern from *:
             *settled = 1;
             return n;
         }
-        if (count == n && fstat(fd, &st) == 0) {
+        if (count == n && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
             /* All n came and the read stopped: at the end of the file, or
                where the cache holds no more (some kernels, 5.9 and 5.10,
                even answer 0 there).  The file's size tells which. */

@@ -547,6 +547,22 @@ def test_two_iterations_taken_at_once_do_not_share_the_walk(tmp_path):
         assert body.tell() == len(expected)
 
 
+class GatedExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor, whose steps wait while ``gate`` is clear."""
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def submit(self, fn, /, *args, **kwargs):
+        def gated():
+            self.gate.wait(10)
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
 def test_a_step_cancelled_in_a_thread_is_kept_for_the_next_call(tmp_path):
     # A body read on the loop whose step went to a thread (the pass's time
     # was spent): a cancel while it ran kept the block, and the next call
@@ -563,10 +579,13 @@ def test_a_step_cancelled_in_a_thread_is_kept_for_the_next_call(tmp_path):
             poster._body._loop_reads().spend(1.0, 0.0, 0)  # as other uploads would
 
     async def main():
+        gated = GatedExecutor()
+        asyncio.get_running_loop().set_default_executor(gated)
         blocks = aiter(body)
         got = [await anext(blocks)]
         spender = asyncio.ensure_future(spend_every_pass())
         await asyncio.sleep(0)
+        gated.gate.clear()  # the step's thread waits until the cancel
         step = asyncio.ensure_future(anext(blocks))
         for _ in range(100):  # a few passes of the loop: the step goes to a thread
             await asyncio.sleep(0)
@@ -576,6 +595,7 @@ def test_a_step_cancelled_in_a_thread_is_kept_for_the_next_call(tmp_path):
         step.cancel()
         with pytest.raises(asyncio.CancelledError):
             await step
+        gated.gate.set()
         spender.cancel()
         await asyncio.sleep(0.05)
         got += [block async for block in blocks]
